@@ -1,0 +1,35 @@
+"""Environment variables, read in one place into a typed model (handlers call ``Settings.load()``)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Settings(BaseModel):
+    """Configuration of a step function. Field names map to the upper-case environment variables."""
+
+    model_config = ConfigDict(frozen=True)
+
+    target_role_name: str = Field(default="eks-fleet-upgrader-target", min_length=1, max_length=64)
+    external_id: str = Field(default="", max_length=1224)
+    # botocore retries inside one invocation; anything still failing is raised as a named
+    # retryable error and retried by the state machine (with backoff, and visibly in the history).
+    aws_max_attempts: int = Field(default=4, ge=1, le=10)
+    aws_connect_timeout: float = Field(default=5.0, gt=0)
+    aws_read_timeout: float = Field(default=20.0, gt=0)
+    # "adaptive": first wait near the expected duration, then short polls. "fixed": the same
+    # interval everywhere (the benchmark baseline).
+    poll_strategy: Literal["adaptive", "fixed"] = "adaptive"
+    fixed_poll_seconds: int = Field(default=30, ge=1)
+
+    @classmethod
+    def load(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+        values = {
+            name: env[name.upper()] for name in cls.model_fields if env.get(name.upper()) not in (None, "")
+        }
+        return cls.model_validate(values)
