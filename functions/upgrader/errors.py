@@ -1,0 +1,117 @@
+"""The error tree. Class names are stable: the ASL ``Retry``/``Catch`` blocks match them by name.
+
+Whether an error is retried is decided here, once: subclasses of :class:`RetryableError` are retried
+by the state machine (see the ``Retry`` blocks and ``tests/statemachine/test_asl_definitions.py``),
+subclasses of :class:`TerminalError` stop the workflow with the error's name and details.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+
+class UpgradeError(Exception):
+    """Base of every error a step raises on purpose. ``details`` is JSON-safe and ends up in the report."""
+
+    def __init__(self, message: str, **details: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details
+
+    @classmethod
+    def parse_message(cls, error_message: str) -> tuple[str, dict[str, Any]]:
+        """Split an ``errorMessage`` produced by ``__str__`` back into message and details."""
+        message, sep, payload = error_message.partition(" | ")
+        if not sep:
+            return error_message, {}
+        try:
+            details = json.loads(payload)
+        except ValueError:
+            return error_message, {}
+        return message, details if isinstance(details, dict) else {}
+
+    def __str__(self) -> str:
+        if not self.details:
+            return self.message
+        # Lambda puts str(error) in errorMessage, which Step Functions shows as the cause:
+        # keep the details machine-readable after the separator.
+        return f"{self.message} | {json.dumps(self.details, sort_keys=True, default=str)}"
+
+
+class RetryableError(UpgradeError):
+    """Transient: the state machine retries the step with backoff."""
+
+
+class TerminalError(UpgradeError):
+    """Permanent for this run: retrying cannot help; the workflow stops safely."""
+
+
+# --- retryable -------------------------------------------------------------------------------
+class AwsThrottled(RetryableError):
+    """An AWS API kept throttling after the SDK's own retries."""
+
+
+class TransientAwsError(RetryableError):
+    """A 5xx, timeout or connection error from an AWS API after the SDK's own retries."""
+
+
+# --- terminal --------------------------------------------------------------------------------
+class InvalidInput(TerminalError):
+    """The execution input does not match the schema; nothing was called or changed."""
+
+
+class TargetRoleNotAssumable(TerminalError):
+    """The orchestrator could not assume the role in the target account (trust, ExternalId, org)."""
+
+
+class AwsAccessDenied(TerminalError):
+    """The target role lacks a permission the step needs."""
+
+
+class ClusterNotFound(TerminalError):
+    """No cluster with that name in the target account and region."""
+
+
+class ClusterNotActive(TerminalError):
+    """The cluster is not ACTIVE (creating, updating, deleting or failed)."""
+
+
+class ClusterVersionMismatch(TerminalError):
+    """The cluster's actual version is neither the declared source nor the target."""
+
+
+class UnsupportedVersionStep(TerminalError):
+    """The requested version step is not one the version policy supports."""
+
+
+class UpdateAlreadyInProgress(TerminalError):
+    """Another update (not ours) is running on the cluster; EKS allows one at a time."""
+
+
+class ControlPlaneUpdateFailed(TerminalError):
+    """EKS reported the control plane update Failed or Cancelled; details carry EKS's errors."""
+
+
+class ControlPlaneUpdateTimedOut(TerminalError):
+    """The control plane update did not finish within the poll cap."""
+
+
+class UnexpectedAwsError(TerminalError):
+    """An AWS error the workflow has no rule for; stopped rather than guessed at."""
+
+
+def _subclasses(cls: type) -> list[type]:
+    found = []
+    for sub in cls.__subclasses__():
+        found.append(sub)
+        found.extend(_subclasses(sub))
+    return found
+
+
+def retryable_error_names() -> frozenset[str]:
+    return frozenset(cls.__name__ for cls in _subclasses(RetryableError))
+
+
+def terminal_error_names() -> frozenset[str]:
+    return frozenset(cls.__name__ for cls in _subclasses(TerminalError))

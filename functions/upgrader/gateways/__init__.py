@@ -1,0 +1,1 @@
+"""Adapters to AWS (and later Kubernetes) behind small interfaces; the only place boto3 is used."""

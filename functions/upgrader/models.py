@@ -1,0 +1,69 @@
+"""Typed state models: every state's input and output. JSON uses camelCase (the ASL's JSONPaths)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+
+class StateModel(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, frozen=True, extra="ignore")
+
+    def dump(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+class ClusterRef(StateModel):
+    account_id: str = Field(pattern=r"^\d{12}$")
+    region: str = Field(pattern=r"^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d$")
+    name: str = Field(pattern=r"^[0-9A-Za-z][A-Za-z0-9\-_]{0,99}$")
+    role_arn: str | None = Field(default=None, pattern=r"^arn:aws[a-z-]*:iam::\d{12}:role/[A-Za-z0-9_+=,.@/-]{1,512}$")
+    external_id: str | None = Field(default=None, min_length=2, max_length=1224)
+
+    @property
+    def key(self) -> str:
+        return f"{self.account_id}/{self.region}/{self.name}"
+
+
+class RunRef(StateModel):
+    execution_id: str
+    execution_name: str
+
+
+class ClusterUpgradeRequest(StateModel):
+    """The validated execution input, as every later step sees it."""
+
+    run: RunRef
+    cluster: ClusterRef
+    from_version: str
+    to_version: str
+
+
+class PreflightResult(StateModel):
+    cluster_status: str
+    cluster_version: str
+    platform_version: str | None = None
+    control_plane_at_target: bool
+    adoptable_update_id: str | None = None  # an update to toVersion already running (ours, earlier)
+
+
+UpdateStatus = Literal["InProgress", "Successful", "Failed", "Cancelled"]
+
+
+class ControlPlaneUpdate(StateModel):
+    update_id: str
+    status: UpdateStatus
+    to_version: str
+    adopted: bool = False  # True when an update already in progress was taken over
+    next_wait_seconds: int = Field(ge=0)
+    waited_seconds: int = Field(default=0, ge=0)
+    polls: int = Field(default=0, ge=0)
+
+
+class PollRequest(StateModel):
+    run: RunRef
+    cluster: ClusterRef
+    to_version: str
+    update: ControlPlaneUpdate

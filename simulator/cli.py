@@ -1,0 +1,79 @@
+"""``fleetctl``: run the product on this machine against a simulated fleet.
+
+Exit codes: 0 every cluster succeeded; 1 a cluster failed or was blocked; 2 bad scenario or usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from simulator.report import build_report, write_report
+from simulator.scenario import ScenarioError, load_scenario
+from simulator.simulation import ClusterRun, Simulation
+
+DEMO_SCENARIO = Path(__file__).resolve().parent.parent / "examples" / "fleets" / "demo.yaml"
+
+
+def _print_run(run: ClusterRun, out: object) -> None:
+    print(
+        f"\n== {run.account.id}/{run.cluster.region}/{run.cluster.name}: "
+        f"{run.execution_input['fromVersion']} -> {run.execution_input['toVersion']} "
+        f"(execution {run.result.name})",
+        file=out,  # type: ignore[arg-type]
+    )
+    for timestamp, state in run.result.states():
+        stamp = timestamp.strftime("%H:%M:%S") if hasattr(timestamp, "strftime") else str(timestamp)
+        print(f"   {stamp}  {state}", file=out)  # type: ignore[arg-type]
+    line = f"   => {run.status}"
+    failure = run.failure()
+    if failure:
+        line += f": {failure['error']}: {failure['message']}"
+    print(line, file=out)  # type: ignore[arg-type]
+
+
+def simulate(scenario_path: Path, out_dir: Path) -> int:
+    try:
+        scenario = load_scenario(scenario_path)
+    except ScenarioError as error:
+        print(f"fleetctl: {error}", file=sys.stderr)
+        return 2
+    wall = time.perf_counter()
+    with Simulation(scenario) as simulation:
+        runs = []
+        for account, cluster in scenario.clusters():
+            run = simulation.run_cluster(account, cluster)
+            _print_run(run, sys.stdout)
+            runs.append(run)
+        report = build_report(simulation, runs)
+        (out_dir).mkdir(parents=True, exist_ok=True)
+        (out_dir / "lambda.log").write_text(simulation.lambda_log.getvalue())
+    json_path, md_path = write_report(report, out_dir)
+    summary, cost = report["summary"], report["cost"]
+    print(
+        f"\n{summary['total']} cluster(s): {summary['succeeded']} succeeded, {summary['failed']} failed. "
+        f"Virtual time {report['virtualDurationSeconds']:.0f} s, {cost['stateTransitions']} state transitions, "
+        f"{cost['lambdaInvocations']} Lambda invocations, {report['awsCalls']['throttled']} throttled AWS calls; "
+        f"wall time {time.perf_counter() - wall:.1f} s.\nReport: {json_path} and {md_path}"
+    )
+    return 0 if summary["succeeded"] == summary["total"] else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="fleetctl", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    sim = commands.add_parser("simulate", help="run the upgrade on the local engine against a scenario")
+    sim.add_argument("scenario", type=Path)
+    sim.add_argument("--out", type=Path, default=Path("out/simulate"))
+    demo = commands.add_parser("demo", help="simulate examples/fleets/demo.yaml")
+    demo.add_argument("--out", type=Path, default=Path("out/demo"))
+    args = parser.parse_args(argv)
+    if args.command == "simulate":
+        return simulate(args.scenario, args.out)
+    return simulate(DEMO_SCENARIO, args.out)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,119 @@
+"""The fleet report: ``fleet-report.json`` (schema in docs/report-schema.md) and its Markdown rendering."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from simulator.simulation import ClusterRun, Simulation
+
+SCHEMA_VERSION = 1
+# Public prices (us-east-1): Step Functions Standard $0.025 per 1,000 state transitions,
+# Lambda $0.20 per million requests (compute time is reported separately, not priced here).
+USD_PER_TRANSITION = 0.025 / 1000
+USD_PER_INVOCATION = 0.20 / 1_000_000
+
+
+def _cluster_entry(run: ClusterRun) -> dict[str, Any]:
+    result = run.result
+    entry: dict[str, Any] = {
+        "account": run.account.id,
+        "region": run.cluster.region,
+        "name": run.cluster.name,
+        "status": run.status,
+        "fromVersion": run.execution_input["fromVersion"],
+        "toVersion": run.execution_input["toVersion"],
+        "executionName": result.name,
+        "virtualDurationSeconds": round(result.virtual_duration_seconds, 3),
+        "stateTransitions": result.state_transitions,
+        "lambdaInvocations": result.lambda_invocations,
+        "retries": result.retries,
+        "before": run.before,
+        "after": run.after,
+    }
+    failure = run.failure()
+    if failure:
+        entry["failure"] = failure
+    return entry
+
+
+def build_report(simulation: Simulation, runs: list[ClusterRun]) -> dict[str, Any]:
+    clusters = [_cluster_entry(run) for run in runs]
+    transitions = sum(c["stateTransitions"] for c in clusters)
+    invocations = sum(c["lambdaInvocations"] for c in clusters)
+    statuses = [c["status"] for c in clusters]
+    calls = simulation.faults.calls
+    return {
+        "schemaVersion": SCHEMA_VERSION,
+        "scenario": simulation.scenario.name,
+        "startedAt": simulation.clock.to_datetime(0).isoformat(),
+        "finishedAt": simulation.clock.datetime().isoformat(),
+        "summary": {
+            status.lower(): statuses.count(status)
+            for status in ("SUCCEEDED", "FAILED", "BLOCKED", "SKIPPED", "PLANNED")
+        }
+        | {"total": len(clusters)},
+        "clusters": clusters,
+        "cost": {
+            "stateTransitions": transitions,
+            "lambdaInvocations": invocations,
+            "estimatedUsd": round(transitions * USD_PER_TRANSITION + invocations * USD_PER_INVOCATION, 6),
+        },
+        "virtualDurationSeconds": round(sum(c["virtualDurationSeconds"] for c in clusters), 3),
+        "awsCalls": {
+            "total": len(calls),
+            "throttled": sum(1 for c in calls if c.throttled),
+            "mutatingCalls": [
+                {
+                    "step": c.step,
+                    "call": f"{c.service}:{c.operation}",
+                    "account": c.account,
+                    "region": c.region,
+                    "at": round(c.at, 3),
+                }
+                for c in simulation.faults.mutating_calls()
+            ],
+        },
+    }
+
+
+def render_markdown(report: dict[str, Any]) -> str:
+    summary = report["summary"]
+    lines = [
+        f"# Fleet report: {report['scenario']}",
+        "",
+        f"{summary['total']} cluster(s): {summary['succeeded']} succeeded, {summary['failed']} failed, "
+        f"{summary['blocked']} blocked, {summary['skipped']} skipped, {summary['planned']} planned.",
+        f"Virtual time {report['virtualDurationSeconds']:.0f} s; {report['cost']['stateTransitions']} state "
+        f"transitions, {report['cost']['lambdaInvocations']} Lambda invocations "
+        f"(about ${report['cost']['estimatedUsd']:.4f}).",
+        "",
+        "| Account | Region | Cluster | Status | Version before | Version after | Virtual time | Transitions |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for c in report["clusters"]:
+        lines.append(
+            f"| {c['account']} | {c['region']} | {c['name']} | {c['status']} | {c['before']['version']} | "
+            f"{c['after']['version']} | {c['virtualDurationSeconds']:.0f} s | {c['stateTransitions']} |"
+        )
+    failures = [c for c in report["clusters"] if "failure" in c]
+    if failures:
+        lines += ["", "## Failures", ""]
+        for c in failures:
+            f = c["failure"]
+            lines.append(f"- **{c['name']}**: `{f['error']}`: {f['message']}")
+            if f["details"]:
+                lines.append(f"  - details: `{json.dumps(f['details'], sort_keys=True)}`")
+    mutating = report["awsCalls"]["mutatingCalls"]
+    lines += ["", f"## Mutating AWS calls ({len(mutating)})", ""]
+    lines += [f"- t+{m['at']:.0f}s {m['call']} in {m['account']}/{m['region']} ({m['step']})" for m in mutating]
+    return "\n".join(lines) + "\n"
+
+
+def write_report(report: dict[str, Any], out_dir: Path) -> tuple[Path, Path]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    json_path, md_path = out_dir / "fleet-report.json", out_dir / "fleet-report.md"
+    json_path.write_text(json.dumps(report, indent=2, sort_keys=False) + "\n")
+    md_path.write_text(render_markdown(report))
+    return json_path, md_path
