@@ -9,9 +9,10 @@ import argparse
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from simulator.report import build_report, write_report
-from simulator.scenario import ScenarioError, load_scenario
+from simulator.scenario import Scenario, ScenarioError, load_scenario
 from simulator.simulation import ClusterRun, Simulation
 
 DEMO_SCENARIO = Path(__file__).resolve().parent.parent / "examples" / "fleets" / "demo.yaml"
@@ -34,7 +35,7 @@ def _print_run(run: ClusterRun, out: object) -> None:
     print(line, file=out)  # type: ignore[arg-type]
 
 
-def simulate(scenario_path: Path, out_dir: Path) -> int:
+def simulate(scenario_path: Path, out_dir: Path, check_expectations: bool = False) -> int:
     try:
         scenario = load_scenario(scenario_path)
     except ScenarioError as error:
@@ -58,7 +59,26 @@ def simulate(scenario_path: Path, out_dir: Path) -> int:
         f"{cost['lambdaInvocations']} Lambda invocations, {report['awsCalls']['throttled']} throttled AWS calls; "
         f"wall time {time.perf_counter() - wall:.1f} s.\nReport: {json_path} and {md_path}"
     )
+    if check_expectations:
+        return _check_expectations(scenario, report)
     return 0 if summary["succeeded"] == summary["total"] else 1
+
+
+def _check_expectations(scenario: Scenario, report: dict[str, Any]) -> int:
+    """The demo scenario fails one cluster on purpose: succeed when every outcome is the expected one."""
+    outcomes = {(c["account"], c["region"], c["name"]): c["status"] for c in report["clusters"]}
+    wrong = [
+        f"{cluster.name}: expected {cluster.expect or 'SUCCEEDED'}, got {outcomes[(account.id, cluster.region, cluster.name)]}"
+        for account, cluster in scenario.clusters()
+        if outcomes[(account.id, cluster.region, cluster.name)] != (cluster.expect or "SUCCEEDED")
+    ]
+    if wrong:
+        print(
+            "fleetctl: outcomes differ from the scenario's expectations: " + "; ".join(wrong), file=sys.stderr
+        )
+        return 1
+    print("Every cluster ended as the scenario expects.")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -72,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "simulate":
         return simulate(args.scenario, args.out)
-    return simulate(DEMO_SCENARIO, args.out)
+    return simulate(DEMO_SCENARIO, args.out, check_expectations=True)
 
 
 if __name__ == "__main__":

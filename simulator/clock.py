@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import threading
 
-DEFAULT_EPOCH = dt.datetime(2026, 1, 5, 9, 0, 0, tzinfo=dt.timezone.utc)
+DEFAULT_EPOCH = dt.datetime(2026, 1, 5, 9, 0, 0, tzinfo=dt.UTC)
 
 
 class VirtualClock:

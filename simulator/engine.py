@@ -39,9 +39,9 @@ from moto.awslambda_simple.models import LambdaSimpleBackend
 from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
 from moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_function import WaitFunction
 from moto.stepfunctions.parser.asl.eval.event.event_manager import EventManager
+from upgrader.catalog import STEPS
 
 from simulator.clock import VirtualClock
-from upgrader.catalog import STEPS
 
 PINNED_MOTO = "5.2.5"
 ROOT = Path(__file__).resolve().parent.parent
@@ -195,7 +195,9 @@ def _environment(variables: Mapping[str, str]) -> Iterator[None]:
 def moto_patches(clock: VirtualClock, runtime: InProcessLambda) -> Iterator[None]:
     """Apply the four patches described in the module docstring; restore them on exit."""
     if moto.__version__ != PINNED_MOTO:
-        raise EngineError(f"simulator/engine.py is written against moto {PINNED_MOTO}, found {moto.__version__}")
+        raise EngineError(
+            f"simulator/engine.py is written against moto {PINNED_MOTO}, found {moto.__version__}"
+        )
 
     def invoke(self: LambdaSimpleBackend, function_name, qualifier, body, headers, response_headers):  # type: ignore[no-untyped-def]
         function = self.get_function(function_name, qualifier).get_configuration()
@@ -311,13 +313,15 @@ class LocalEngine:
     def wait(self, execution_arn: str, started_at: float, real_timeout: float = 120.0) -> ExecutionResult:
         sfn = self.client("stepfunctions")
         deadline = time.monotonic() + real_timeout
+        pause = 0.001
         while True:
             described = sfn.describe_execution(executionArn=execution_arn)
             if described["status"] != "RUNNING":
                 break
             if time.monotonic() > deadline:
                 raise EngineError(f"{execution_arn} still RUNNING after {real_timeout}s of real time")
-            time.sleep(0.002)
+            time.sleep(pause)  # real time: the execution runs in moto's thread meanwhile
+            pause = min(pause * 2, 0.025)
         history: list[dict[str, Any]] = []
         kwargs: dict[str, Any] = {"executionArn": execution_arn}
         while True:

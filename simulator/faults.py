@@ -181,12 +181,23 @@ def _account_from_credentials(request: Any) -> str | None:
     return get_account_id_from(access_key)
 
 
+_active: list[AwsFaults] = []
+
+
+def _dispatch(request: Any, event_name: str, **kwargs: Any) -> AWSResponse | None:
+    return _active[-1](request, event_name, **kwargs) if _active else None
+
+
+# Registered once, ahead of moto's stubber, so every botocore session created after this import
+# (including sessions a Lambda container caches across simulations) reaches the active faults.
+BUILTIN_HANDLERS.insert(0, ("before-send", _dispatch))
+
+
 @contextlib.contextmanager
 def aws_faults(faults: AwsFaults) -> Iterator[AwsFaults]:
-    """Register ``faults`` ahead of moto's stubber for clients created inside the context."""
-    entry = ("before-send", faults)
-    BUILTIN_HANDLERS.insert(0, entry)
+    """Make ``faults`` the active recorder and injector for the duration of the context."""
+    _active.append(faults)
     try:
         yield faults
     finally:
-        BUILTIN_HANDLERS.remove(entry)
+        _active.remove(faults)

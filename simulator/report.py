@@ -107,7 +107,9 @@ def render_markdown(report: dict[str, Any]) -> str:
                 lines.append(f"  - details: `{json.dumps(f['details'], sort_keys=True)}`")
     mutating = report["awsCalls"]["mutatingCalls"]
     lines += ["", f"## Mutating AWS calls ({len(mutating)})", ""]
-    lines += [f"- t+{m['at']:.0f}s {m['call']} in {m['account']}/{m['region']} ({m['step']})" for m in mutating]
+    lines += [
+        f"- t+{m['at']:.0f}s {m['call']} in {m['account']}/{m['region']} ({m['step']})" for m in mutating
+    ]
     return "\n".join(lines) + "\n"
 
 

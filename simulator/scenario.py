@@ -28,6 +28,11 @@ class ClusterSpec(_Model):
     version: str = Field(pattern=r"^1\.\d{2}$")
     free_ips: int = Field(default=250, ge=0, description="free IP addresses in the cluster's subnets")
     subnets: int = Field(default=3, ge=2, le=16)
+    expect: str | None = Field(
+        default=None,
+        pattern="^(SUCCEEDED|FAILED|BLOCKED|SKIPPED|PLANNED)$",
+        description="the outcome this scenario is built to produce (checked by `fleetctl demo`)",
+    )
 
 
 class AccountSpec(_Model):

@@ -13,13 +13,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import boto3
+from upgrader.errors import UpgradeError
 
 from simulator.clock import VirtualClock
 from simulator.eks import EksSimulation, EksTimings, eks_extension
 from simulator.engine import ORCHESTRATOR_REGION, ExecutionResult, LocalEngine
 from simulator.faults import AwsFaults, ThrottleRule, aws_faults
 from simulator.scenario import AccountSpec, ClusterSpec, Scenario
-from upgrader.errors import UpgradeError
 
 
 @dataclass
@@ -140,9 +140,9 @@ class Simulation(contextlib.AbstractContextManager["Simulation"]):
         for fault in scenario.faults.fail_control_plane_update:
             for account, cluster in scenario.clusters():
                 if cluster.name == fault.cluster:
-                    self.eks.cluster_sim(account.id, cluster.region, cluster.name).fail_next_update = (
-                        fault.error_code
-                    )
+                    self.eks.cluster_sim(
+                        account.id, cluster.region, cluster.name
+                    ).fail_next_update = fault.error_code
 
     def cluster_state(self, account: AccountSpec, cluster: ClusterSpec) -> dict[str, Any]:
         self.eks.settle_all()

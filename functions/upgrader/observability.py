@@ -23,7 +23,6 @@ from upgrader.models import StateModel
 SERVICE = "eks-fleet-upgrader"
 
 
-
 class _CurrentStdout(io.TextIOBase):
     """Writes to whatever ``sys.stdout`` is at write time (Lambda: the process's stdout; the local
     engine: the run's log), rather than the stream bound when the module was imported."""
@@ -42,7 +41,9 @@ metrics = Metrics(service=SERVICE, namespace="EksFleetUpgrader")
 In = TypeVar("In", bound=StateModel)
 
 
-def step_handler(step: str, input_model: type[In]) -> Callable[[Callable[[In], StateModel]], Callable[..., Any]]:
+def step_handler(
+    step: str, input_model: type[In]
+) -> Callable[[Callable[[In], StateModel]], Callable[..., Any]]:
     """Wrap a step: parse the state input into ``input_model``, correlate logs, record the outcome.
 
     The wrapped function receives the parsed model and returns an output model; the handler
@@ -74,7 +75,9 @@ def step_handler(step: str, input_model: type[In]) -> Callable[[Callable[[In], S
             try:
                 result = fn(parsed)
             except UpgradeError as error:
-                logger.warning("step stopped", extra={"error": type(error).__name__, "details": error.details})
+                logger.warning(
+                    "step stopped", extra={"error": type(error).__name__, "details": error.details}
+                )
                 metrics.add_metric(name=f"{step}Error", unit=MetricUnit.Count, value=1)
                 raise
             metrics.add_metric(name=f"{step}Ok", unit=MetricUnit.Count, value=1)

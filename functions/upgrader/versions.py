@@ -25,7 +25,9 @@ class KubeVersion:
     def parse(cls, text: str) -> KubeVersion:
         match = _VERSION_RE.match(text or "")
         if not match:
-            raise UnsupportedVersionStep(f"'{text}' is not a Kubernetes minor version like '1.24'", value=text)
+            raise UnsupportedVersionStep(
+                f"'{text}' is not a Kubernetes minor version like '1.24'", value=text
+            )
         return cls(int(match["major"]), int(match["minor"]))
 
     def next_minor(self) -> KubeVersion:

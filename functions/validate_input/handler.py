@@ -7,7 +7,6 @@ from importlib import resources
 from typing import Any
 
 from aws_lambda_powertools.utilities.validation import SchemaValidationError, validate
-
 from upgrader.errors import InvalidInput
 from upgrader.models import ClusterUpgradeRequest, StateModel
 from upgrader.observability import step_handler

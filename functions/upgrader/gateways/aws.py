@@ -7,6 +7,7 @@ Config (standard retries, connect/read timeouts).
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -87,10 +88,17 @@ def aws_errors(operation: str) -> Iterator[None]:
         raise UnexpectedAwsError(f"{operation}: {error}", operation=operation) from error
 
 
+@functools.cache
+def _container_session() -> boto3.Session:
+    """One base session per Lambda container: service models are loaded once, not per invocation.
+    Assumed-role clients are made from it with explicit credentials, sharing its loader cache."""
+    return boto3.Session()
+
+
 class AwsSessionFactory:
     def __init__(self, settings: Settings, base_session: boto3.Session | None = None) -> None:
         self._settings = settings
-        self._base = base_session or boto3.Session()
+        self._base = base_session or _container_session()
         self.config = Config(
             retries={"mode": "standard", "max_attempts": settings.aws_max_attempts},
             connect_timeout=settings.aws_connect_timeout,
@@ -131,21 +139,27 @@ class AwsSessionFactory:
                     awsErrorCode=translated.details.get("awsErrorCode"),
                 ) from error
             raise translated from error
-        session = boto3.Session(
-            aws_access_key_id=credentials["AccessKeyId"],
-            aws_secret_access_key=credentials["SecretAccessKey"],
-            aws_session_token=credentials["SessionToken"],
-            region_name=cluster.region,
-        )
-        return TargetAccount(session=session, config=self.config)
+        return TargetAccount(self._base, credentials, cluster.region, self.config)
 
 
 class TargetAccount:
     """Clients in one target account and region, all sharing the factory's Config."""
 
-    def __init__(self, session: boto3.Session, config: Config) -> None:
-        self._session = session
+    def __init__(self, base: boto3.Session, credentials: dict[str, Any], region: str, config: Config) -> None:
+        self._base = base
+        self._credentials = credentials
+        self.region = region
         self._config = config
 
+    def client(self, service: str) -> Any:
+        return self._base.client(
+            service,  # type: ignore[call-overload]
+            region_name=self.region,
+            aws_access_key_id=self._credentials["AccessKeyId"],
+            aws_secret_access_key=self._credentials["SecretAccessKey"],
+            aws_session_token=self._credentials["SessionToken"],
+            config=self._config,
+        )
+
     def eks(self) -> EKSClient:
-        return self._session.client("eks", config=self._config)
+        return self.client("eks")  # type: ignore[no-any-return]

@@ -60,7 +60,9 @@ class BotoEksGateway:
         code = error.response.get("Error", {}).get("Code", "")
         message = error.response.get("Error", {}).get("Message", "")
         if code == "ResourceNotFoundException":
-            return ClusterNotFound(f"{operation}: cluster {cluster} not found", cluster=cluster, awsMessage=message)
+            return ClusterNotFound(
+                f"{operation}: cluster {cluster} not found", cluster=cluster, awsMessage=message
+            )
         if code == "ResourceInUseException":
             return UpdateAlreadyInProgress(
                 f"{operation}: cluster {cluster} has another update in progress",
@@ -102,6 +104,10 @@ class BotoEksGateway:
 
     def update_cluster_version(self, name: str, version: str, client_request_token: str) -> UpdateInfo:
         raw = self._call(
-            "update_cluster_version", name, name=name, version=version, clientRequestToken=client_request_token
+            "update_cluster_version",
+            name,
+            name=name,
+            version=version,
+            clientRequestToken=client_request_token,
         )
         return _update_info(raw["update"])
