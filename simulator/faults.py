@@ -82,11 +82,11 @@ class AwsFaults:
         self._random = random.Random(self.seed)
         self._lock = threading.Lock()
         self._protocols: dict[str, str] = {}
-        self.current_step: str | None = None
+        self._thread = threading.local()  # the step whose Lambda runs on this thread, if any
 
     # -- botocore hook --------------------------------------------------------------------------
     def __call__(self, request: Any, event_name: str, **_: Any) -> AWSResponse | None:
-        step = self.current_step
+        step = getattr(self._thread, "step", None)
         if step is None:  # the engine's own calls (deploying, starting executions) are not recorded
             return None
         _, service, operation = event_name.split(".", 2)
@@ -106,11 +106,11 @@ class AwsFaults:
     @contextlib.contextmanager
     def step(self, function_name: str) -> Iterator[None]:
         """The engine wraps each Lambda invocation in this: calls inside belong to that step."""
-        self.current_step = function_name
+        self._thread.step = function_name
         try:
             yield
         finally:
-            self.current_step = None
+            self._thread.step = None
 
     def _should_throttle(self, service: str, operation: str) -> bool:
         for rule in self.throttles:

@@ -100,7 +100,8 @@ class AwsSessionFactory:
         self._settings = settings
         self._base = base_session or _container_session()
         self.config = Config(
-            retries={"mode": "standard", "max_attempts": settings.aws_max_attempts},
+            # total_max_attempts counts the first attempt too (max_attempts would count retries only).
+            retries={"mode": "standard", "total_max_attempts": settings.aws_max_attempts},
             connect_timeout=settings.aws_connect_timeout,
             read_timeout=settings.aws_read_timeout,
             user_agent_extra="eks-fleet-upgrader",

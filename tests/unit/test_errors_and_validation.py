@@ -1,0 +1,65 @@
+"""The error tree and the ValidateInput step (no AWS involved)."""
+
+from __future__ import annotations
+
+import pytest
+from upgrader import errors
+from upgrader.errors import InvalidInput, UnsupportedVersionStep, UpgradeError
+from validate_input.handler import ValidationEnvelope, validate_request
+
+from tests.events import load_event
+
+
+def envelope(payload) -> ValidationEnvelope:
+    return ValidationEnvelope(input=payload, execution_id="arn:exec", execution_name="exec-1")
+
+
+def test_every_error_is_either_retryable_or_terminal():
+    retryable, terminal = errors.retryable_error_names(), errors.terminal_error_names()
+    assert {"AwsThrottled", "TransientAwsError"} <= retryable
+    assert {"InvalidInput", "ControlPlaneUpdateFailed", "ClusterNotFound"} <= terminal
+    assert not retryable & terminal
+
+
+def test_error_message_round_trips_details():
+    error = errors.ControlPlaneUpdateFailed("update failed", updateId="u-1", errors=[{"errorCode": "X"}])
+    message, details = UpgradeError.parse_message(str(error))
+    assert message == "update failed"
+    assert details == {"updateId": "u-1", "errors": [{"errorCode": "X"}]}
+
+
+def test_valid_input_becomes_the_request_with_the_run_identity():
+    request = validate_request(envelope(load_event("cluster_upgrade_input")))
+    assert request.cluster.key == "111111111111/eu-west-1/payments-prod"
+    assert request.run.execution_name == "exec-1"
+    assert request.dump()["toVersion"] == "1.24"
+
+
+@pytest.mark.parametrize(
+    ("mutate", "field"),
+    [
+        (lambda e: e["cluster"].update(accountId="12345"), "accountId"),
+        (lambda e: e["cluster"].pop("name"), "name"),
+        (lambda e: e.update(toVersion="latest"), "toVersion"),
+        (lambda e: e.update(extra=True), "extra"),
+        (lambda e: e["cluster"].update(roleArn="arn:aws:iam::111111111111:user/bob"), "roleArn"),
+        (lambda e: e["cluster"].update(region="moon-1"), "region"),
+    ],
+)
+def test_schema_violations_are_invalid_input_naming_the_field(mutate, field):
+    event = load_event("cluster_upgrade_input")
+    mutate(event)
+    with pytest.raises(InvalidInput) as caught:
+        validate_request(envelope(event))
+    assert field in str(caught.value)
+
+
+def test_non_object_input_is_invalid():
+    with pytest.raises(InvalidInput):
+        validate_request(envelope(["not", "an", "object"]))
+
+
+def test_two_minor_jump_is_refused_at_validation():
+    event = load_event("cluster_upgrade_input") | {"toVersion": "1.25"}
+    with pytest.raises(UnsupportedVersionStep):
+        validate_request(envelope(event))
