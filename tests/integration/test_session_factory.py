@@ -32,7 +32,7 @@ def test_assumes_the_default_target_role_with_external_id_and_named_session(faul
     # Then the clients act in the target account, as the role, under a session naming the run
     assert identity["Account"] == "111111111111"
     assert identity["Arn"].endswith(f"assumed-role/eks-fleet-upgrader-target/{session_name(RUN)}")
-    assert [c.operation for c in faults.calls if c.service == "sts"][0] == "AssumeRole"
+    assert next(c.operation for c in faults.calls if c.service == "sts") == "AssumeRole"
 
 
 def test_session_name_is_sanitised_and_bounded():

@@ -55,7 +55,7 @@ def test_happy_path_upgrades_the_control_plane_in_virtual_time():
 
 
 def test_eks_update_failure_fails_the_execution_with_the_named_error():
-    sim, run = run_one(
+    _, run = run_one(
         scenario(
             faults={"failControlPlaneUpdate": [{"cluster": "payments-prod", "errorCode": "SubnetNotFound"}]}
         )
