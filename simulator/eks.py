@@ -153,6 +153,11 @@ class SimEksResponse(EKSResponse):
             known = sim.tokens.get((*key, token))
             if known is not None:
                 update = next(u for u in sim.updates[key] if u.id == known)
+                if update.params.get("Version") != version:
+                    raise InvalidParameterException(
+                        clusterName=name,
+                        message=f"clientRequestToken {token} was already used for a different request",
+                    )
                 return ActionResult({"update": sim.render(update)})
             now = sim.clock.now()
             if any(u.status(now) == "InProgress" for u in sim.updates.get(key, [])):
@@ -243,7 +248,10 @@ class SimEksResponse(EKSResponse):
         self._cluster(name)
         ids = [u.id for u in self.simulation.updates.get(self._key(name), [])]
         max_results = int(self._get_param("maxResults") or 100)
-        start = int(self._get_param("nextToken") or 0)
+        token = self._get_param("nextToken") or "0"
+        if not token.isdigit():
+            raise InvalidParameterException(clusterName=name, message=f"Invalid nextToken {token}")
+        start = int(token)
         page = ids[start : start + max_results]
         result: dict[str, Any] = {"updateIds": page}
         if start + max_results < len(ids):

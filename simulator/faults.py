@@ -8,7 +8,7 @@ so it sees exactly the requests the real Lambda would send, whatever the service
 from __future__ import annotations
 
 import contextlib
-import json
+import functools
 import random
 import threading
 from collections.abc import Iterator
@@ -55,18 +55,6 @@ class ThrottleRule:
         return self.service == service and self.operation in (None, operation)
 
 
-class _RawBody:
-    def __init__(self, body: bytes) -> None:
-        self._body = body
-
-    def stream(self, **_: Any) -> Iterator[bytes]:
-        yield self._body
-
-    def read(self, *_: Any, **__: Any) -> bytes:
-        body, self._body = self._body, b""
-        return body
-
-
 @dataclass
 class AwsFaults:
     """The recorder and fault injector for AWS calls. ``clock`` gives virtual timestamps."""
@@ -81,27 +69,9 @@ class AwsFaults:
     def __post_init__(self) -> None:
         self._random = random.Random(self.seed)
         self._lock = threading.Lock()
-        self._protocols: dict[str, str] = {}
+        for rule in self.throttles:
+            rule.service = event_service_name(rule.service)
         self._thread = threading.local()  # the step whose Lambda runs on this thread, if any
-
-    # -- botocore hook --------------------------------------------------------------------------
-    def __call__(self, request: Any, event_name: str, **_: Any) -> AWSResponse | None:
-        step = getattr(self._thread, "step", None)
-        if step is None:  # the engine's own calls (deploying, starting executions) are not recorded
-            return None
-        _, service, operation = event_name.split(".", 2)
-        account = _account_from_credentials(request)
-        region = request.context.get("client_region") if hasattr(request, "context") else None
-        with self._lock:
-            throttled = self._should_throttle(service, operation)
-            self.calls.append(
-                RecordedCall(step, service, operation, account, region, self.clock.now(), throttled)
-            )
-        if throttled:
-            return self._error(request, service, 400, "ThrottlingException", "Rate exceeded")
-        if service == "sts" and operation == "AssumeRole":
-            return self._check_external_id(request)
-        return None
 
     @contextlib.contextmanager
     def step(self, function_name: str) -> Iterator[None]:
@@ -112,48 +82,52 @@ class AwsFaults:
         finally:
             self._thread.step = None
 
+    # -- botocore hook --------------------------------------------------------------------------
+    # ``before-call`` runs before the request is even built and, unlike ``before-send`` (where
+    # botocore still runs every handler, moto's included), a response here short-circuits the
+    # call: a throttled or refused call reaches no backend and changes nothing.
+    def __call__(self, event_name: str, params: Any, request_signer: Any, context: Any, **_: Any) -> Any:
+        step = getattr(self._thread, "step", None)
+        if step is None:  # the engine's own calls (deploying, starting executions) are not recorded
+            return None
+        _, service, operation = event_name.split(".", 2)
+        account = _account_from_signer(request_signer)
+        region = (context or {}).get("client_region") or getattr(request_signer, "region_name", None)
+        with self._lock:
+            throttled = self._should_throttle(service, operation)
+            self.calls.append(
+                RecordedCall(step, service, operation, account, region, self.clock.now(), throttled)
+            )
+        if throttled:
+            return _error(400, "ThrottlingException", "Rate exceeded")
+        if service == "sts" and operation == "AssumeRole":
+            return self._check_external_id(params)
+        return None
+
     def _should_throttle(self, service: str, operation: str) -> bool:
-        for rule in self.throttles:
+        throttle = False
+        for rule in self.throttles:  # every matching rule counts the call, even once one throttles
             if rule.matches(service, operation):
                 rule.seen += 1
                 if rule.seen <= rule.first or (rule.rate and self._random.random() < rule.rate):
-                    return True
-        return False
+                    throttle = True
+        return throttle
 
-    def _check_external_id(self, request: Any) -> AWSResponse | None:
-        params = {k: v[0] for k, v in parse_qs(_body_text(request)).items()}
-        role_arn = params.get("RoleArn", "")
+    def _check_external_id(self, request_dict: dict[str, Any]) -> Any:
+        body = request_dict.get("body") or {}
+        if not isinstance(body, dict):
+            text = body.decode() if isinstance(body, bytes) else str(body)
+            body = {k: v[0] for k, v in parse_qs(text).items()}
+        role_arn = body.get("RoleArn", "")
         account, _, role_name = role_arn.partition(":iam::")[2].partition(":role/")
         required = self.external_ids.get((account, role_name))
-        if required is not None and params.get("ExternalId") != required:
-            return self._error(
-                request,
-                "sts",
+        if required is not None and body.get("ExternalId") != required:
+            return _error(
                 403,
                 "AccessDenied",
                 f"User is not authorized to perform: sts:AssumeRole on resource: {role_arn}",
             )
         return None
-
-    # -- responses ------------------------------------------------------------------------------
-    def _protocol(self, service: str) -> str:
-        if service not in self._protocols:
-            model = botocore.session.get_session().get_service_model(service)
-            self._protocols[service] = model.metadata["protocol"]
-        return self._protocols[service]
-
-    def _error(self, request: Any, service: str, status: int, code: str, message: str) -> AWSResponse:
-        protocol = self._protocol(service)
-        if protocol in ("query", "ec2", "rest-xml"):
-            body = (
-                f"<ErrorResponse><Error><Type>Sender</Type><Code>{code}</Code><Message>{message}</Message>"
-                "</Error><RequestId>sim</RequestId></ErrorResponse>"
-            ).encode()
-            headers = {"Content-Type": "text/xml"}
-        else:
-            body = json.dumps({"__type": code, "message": message}).encode()
-            headers = {"Content-Type": "application/x-amz-json-1.1", "x-amzn-ErrorType": code}
-        return AWSResponse(request.url, status, headers, _RawBody(body))
 
     def mutating_calls(self) -> list[RecordedCall]:
         return [c for c in self.calls if c.mutating and not c.throttled]
@@ -162,35 +136,46 @@ class AwsFaults:
         return [c for c in self.calls if c.service in services]
 
 
-def _body_text(request: Any) -> str:
-    body = request.body
-    if isinstance(body, bytes):
-        return body.decode()
-    return body or ""
+def _account_from_signer(request_signer: Any) -> str | None:
+    """moto maps the access keys of assumed-role sessions to the role's account; read it the same way.
+    (``_credentials`` is botocore's, pinned; the simulator only.)"""
+    credentials = getattr(request_signer, "_credentials", None)
+    access_key = getattr(credentials, "access_key", None)
+    return get_account_id_from(access_key) if access_key else None
 
 
-def _account_from_credentials(request: Any) -> str | None:
-    """moto maps access keys of assumed-role sessions to the role's account; read it the same way."""
-    authorization = request.headers.get("Authorization", b"")
-    if isinstance(authorization, bytes):
-        authorization = authorization.decode()
-    marker = "Credential="
-    if marker not in authorization:
-        return None
-    access_key = authorization.split(marker, 1)[1].split("/", 1)[0]
-    return get_account_id_from(access_key)
+def _error(status: int, code: str, message: str) -> tuple[AWSResponse, dict[str, Any]]:
+    """The (http, parsed) pair botocore expects from a ``before-call`` handler; it raises ClientError."""
+    parsed = {"Error": {"Code": code, "Message": message}, "ResponseMetadata": {"HTTPStatusCode": status}}
+    return AWSResponse("https://simulator.invalid", status, {}, None), parsed
+
+
+@functools.cache
+def event_service_name(name: str) -> str:
+    """The name botocore uses in event names for a boto3 client name ("autoscaling" -> "auto-scaling")."""
+    session = _botocore_session()
+    if name not in session.get_available_services():
+        raise ValueError(
+            f"unknown AWS service {name!r}: use the boto3 client name, e.g. 'eks', 'autoscaling'"
+        )
+    return session.get_service_model(name).service_id.hyphenize()
+
+
+@functools.cache
+def _botocore_session() -> botocore.session.Session:
+    return botocore.session.get_session()
 
 
 _active: list[AwsFaults] = []
 
 
-def _dispatch(request: Any, event_name: str, **kwargs: Any) -> AWSResponse | None:
-    return _active[-1](request, event_name, **kwargs) if _active else None
+def _dispatch(event_name: str, **kwargs: Any) -> Any:
+    return _active[-1](event_name, **kwargs) if _active else None
 
 
-# Registered once, ahead of moto's stubber, so every botocore session created after this import
-# (including sessions a Lambda container caches across simulations) reaches the active faults.
-BUILTIN_HANDLERS.insert(0, ("before-send", _dispatch))
+# Registered once, so every botocore session created after this import (including sessions a
+# Lambda container caches across simulations) reaches the active faults.
+BUILTIN_HANDLERS.insert(0, ("before-call", _dispatch))
 
 
 @contextlib.contextmanager

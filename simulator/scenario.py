@@ -42,10 +42,17 @@ class AccountSpec(_Model):
 
 
 class ThrottleSpec(_Model):
-    service: str
-    operation: str | None = None
+    service: str = Field(description="boto3 client name, e.g. eks, ec2, sts, autoscaling")
+    operation: str | None = Field(default=None, pattern=r"^[A-Z][A-Za-z0-9]+$")
     first: int = Field(default=0, ge=0, description="throttle the first N matching calls")
     rate: float = Field(default=0.0, ge=0.0, le=0.9, description="then each call with this probability")
+
+    @model_validator(mode="after")
+    def _known_service(self) -> ThrottleSpec:
+        from simulator.faults import event_service_name
+
+        event_service_name(self.service)  # raises ValueError naming the service
+        return self
 
 
 class FailUpdateSpec(_Model):
@@ -103,6 +110,8 @@ def load_scenario(path: str | Path) -> Scenario:
         raw: Any = yaml.safe_load(path.read_text())
     except OSError as error:
         raise ScenarioError(f"{path}: cannot read scenario ({error.strerror})") from error
+    except UnicodeDecodeError as error:
+        raise ScenarioError(f"{path}: not a UTF-8 text file ({error.reason})") from error
     except yaml.YAMLError as error:
         raise ScenarioError(f"{path}: not valid YAML ({error})") from error
     if not isinstance(raw, dict):

@@ -1,0 +1,249 @@
+"""``fleetctl`` end to end, in-process: scenario file in, exit code and fleet report out.
+
+Each simulated run costs a few seconds of wall time, so every run happens once per module
+(module-scoped fixtures) and the tests only read what it produced.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from simulator.cli import main
+
+SCENARIOS = Path(__file__).resolve().parents[1] / "scenarios"
+STATUSES = {"SUCCEEDED", "FAILED", "BLOCKED", "SKIPPED", "PLANNED"}
+CLUSTER_KEYS = {
+    "account",
+    "region",
+    "name",
+    "status",
+    "fromVersion",
+    "toVersion",
+    "executionName",
+    "virtualDurationSeconds",
+    "stateTransitions",
+    "lambdaInvocations",
+    "retries",
+    "before",
+    "after",
+}
+
+
+@dataclass
+class Run:
+    exit_code: int
+    out: Path
+    stdout: str
+    stderr: str
+
+    @property
+    def report(self) -> dict[str, Any]:
+        return json.loads((self.out / "fleet-report.json").read_text())
+
+    def cluster(self, name: str) -> dict[str, Any]:
+        return next(c for c in self.report["clusters"] if c["name"] == name)
+
+
+def _fleetctl(*argv: str, out: Path) -> Run:
+    stdout, stderr = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+        code = main([*argv, "--out", str(out)])
+    return Run(code, out, stdout.getvalue(), stderr.getvalue())
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Run:
+    """`fleetctl demo`, run once: examples/fleets/demo.yaml (one cluster fails on purpose)."""
+    return _fleetctl("demo", out=tmp_path_factory.mktemp("demo") / "report")
+
+
+@pytest.fixture(scope="module")
+def succeeding(tmp_path_factory: pytest.TempPathFactory) -> Run:
+    return _fleetctl(
+        "simulate", str(SCENARIOS / "one-cluster-succeeds.yaml"), out=tmp_path_factory.mktemp("ok") / "out"
+    )
+
+
+@pytest.fixture(scope="module")
+def failing(tmp_path_factory: pytest.TempPathFactory) -> Run:
+    return _fleetctl(
+        "simulate", str(SCENARIOS / "one-cluster-fails.yaml"), out=tmp_path_factory.mktemp("ko") / "out"
+    )
+
+
+# -- fleetctl demo -----------------------------------------------------------------------------
+def test_demo_exits_0_when_every_outcome_is_the_expected_one(demo):
+    # Given the demo fleet, built to fail one cluster
+    # When `fleetctl demo` runs
+    # Then it exits 0, because every cluster ended as its `expect` says
+    assert demo.exit_code == 0, demo.stderr
+    assert "Every cluster ended as the scenario expects." in demo.stdout
+    assert demo.stderr == ""
+
+
+def test_demo_writes_the_json_report_its_markdown_and_the_lambda_log(demo):
+    # When `fleetctl demo --out DIR` has run
+    # Then DIR holds the two reports and the handlers' log
+    assert sorted(p.name for p in demo.out.iterdir()) == [
+        "fleet-report.json",
+        "fleet-report.md",
+        "lambda.log",
+    ]
+    markdown = (demo.out / "fleet-report.md").read_text()
+    assert markdown.startswith("# Fleet report: demo\n")
+    assert "| 222222222222 | eu-west-1 | analytics-prod | FAILED | 1.23 | 1.23 |" in markdown
+    # And the log is the handlers' structured JSON, with the failed step among it
+    records = [json.loads(line) for line in (demo.out / "lambda.log").read_text().splitlines()]
+    assert any(
+        r.get("message") == "step stopped"
+        and r.get("error") == "ControlPlaneUpdateFailed"
+        and r.get("cluster") == "222222222222/eu-west-1/analytics-prod"
+        for r in records
+    )
+
+
+def test_demo_report_has_the_documented_shape(demo):
+    # When the demo's JSON report is read
+    report = demo.report
+
+    # Then every cluster entry has the documented keys and a known status
+    assert report["schemaVersion"] == 1
+    assert report["scenario"] == "demo"
+    assert [(c["account"], c["region"], c["name"]) for c in report["clusters"]] == [
+        ("111111111111", "eu-west-1", "payments-prod"),
+        ("111111111111", "us-east-1", "payments-staging"),
+        ("222222222222", "eu-west-1", "analytics-prod"),
+    ]
+    for cluster in report["clusters"]:
+        assert cluster.keys() >= CLUSTER_KEYS
+        assert cluster["status"] in STATUSES
+        assert (cluster["fromVersion"], cluster["toVersion"]) == ("1.23", "1.24")
+        assert cluster["before"] == {"version": "1.23", "status": "ACTIVE"}
+        assert set(cluster["after"]) == {"version", "status"}
+    # And the totals are the sums of the clusters'
+    clusters = report["clusters"]
+    assert report["summary"] == {
+        "succeeded": 2,
+        "failed": 1,
+        "blocked": 0,
+        "skipped": 0,
+        "planned": 0,
+        "total": 3,
+    }
+    assert report["cost"]["stateTransitions"] == sum(c["stateTransitions"] for c in clusters) > 0
+    assert report["cost"]["lambdaInvocations"] == sum(c["lambdaInvocations"] for c in clusters) > 0
+    assert report["virtualDurationSeconds"] == pytest.approx(
+        sum(c["virtualDurationSeconds"] for c in clusters)
+    )
+    # And the control plane update (8 virtual minutes each) is what the virtual time is made of
+    assert all(480 <= c["virtualDurationSeconds"] < 600 for c in clusters)
+
+
+@pytest.mark.parametrize("name", ["payments-prod", "payments-staging"])
+def test_demo_upgrades_the_healthy_clusters_to_1_24(demo, name):
+    # When the demo has run / Then each healthy cluster SUCCEEDED and is ACTIVE on 1.24
+    cluster = demo.cluster(name)
+    assert cluster["status"] == "SUCCEEDED"
+    assert cluster["after"] == {"version": "1.24", "status": "ACTIVE"}
+    assert "failure" not in cluster
+
+
+def test_demo_reports_the_ip_starved_cluster_failed_with_eks_error_details(demo):
+    # Given analytics-prod, whose subnets have 3 free IPs
+    # When the demo has run
+    cluster = demo.cluster("analytics-prod")
+
+    # Then it FAILED with ControlPlaneUpdateFailed carrying EKS's IpNotAvailable, still on 1.23
+    assert cluster["status"] == "FAILED"
+    failure = cluster["failure"]
+    assert failure["error"] == "ControlPlaneUpdateFailed"
+    assert [e["errorCode"] for e in failure["details"]["errors"]] == ["IpNotAvailable"]
+    assert failure["details"]["status"] == "Failed"
+    assert cluster["after"] == {"version": "1.23", "status": "ACTIVE"}
+
+
+def test_demo_makes_exactly_one_update_call_per_cluster(demo):
+    # When the demo has run (with EKS throttling the first two DescribeUpdate calls)
+    calls = demo.report["awsCalls"]
+
+    # Then the only mutating calls are one UpdateClusterVersion per cluster, in its own account
+    assert [(m["call"], m["account"], m["region"], m["step"]) for m in calls["mutatingCalls"]] == [
+        ("eks:UpdateClusterVersion", "111111111111", "eu-west-1", "StartControlPlaneUpdate"),
+        ("eks:UpdateClusterVersion", "111111111111", "us-east-1", "StartControlPlaneUpdate"),
+        ("eks:UpdateClusterVersion", "222222222222", "eu-west-1", "StartControlPlaneUpdate"),
+    ]
+
+
+def test_demo_throttles_reach_the_state_machine_retry(demo):
+    # Given the demo's rule throttling the first two DescribeUpdate calls
+    # When the demo has run
+    report = demo.report
+
+    # Then both throttles were recorded, and each was retried by the state machine (not by botocore
+    # sleeping inside the Lambda): two retries of the first cluster's poll, none elsewhere
+    assert report["awsCalls"]["throttled"] == 2
+    assert [c["retries"] for c in report["clusters"]] == [2, 0, 0]
+
+
+# -- fleetctl simulate -------------------------------------------------------------------------
+def test_simulate_exits_0_when_every_cluster_succeeds(succeeding):
+    # Given a scenario with one healthy cluster
+    # When `fleetctl simulate` runs it
+    # Then it exits 0 and the report shows the cluster upgraded
+    assert succeeding.exit_code == 0, succeeding.stderr
+    report = succeeding.report
+    assert report["scenario"] == "e2e-succeeds"
+    assert report["summary"]["succeeded"] == report["summary"]["total"] == 1
+    cluster = succeeding.cluster("checkout-prod")
+    assert (cluster["account"], cluster["region"], cluster["status"]) == (
+        "333333333333",
+        "eu-central-1",
+        "SUCCEEDED",
+    )
+    assert cluster["after"] == {"version": "1.24", "status": "ACTIVE"}
+    assert (succeeding.out / "lambda.log").is_file()
+
+
+def test_simulate_exits_1_when_a_cluster_fails(failing):
+    # Given a scenario whose only cluster's control plane update EKS fails (SubnetNotFound)
+    # When `fleetctl simulate` runs it (simulate does not read `expect`: any failure is a failure)
+    # Then it exits 1, and the report carries EKS's errorCode with the cluster still on 1.25
+    assert failing.exit_code == 1
+    cluster = failing.cluster("search-prod")
+    assert (cluster["status"], cluster["fromVersion"], cluster["toVersion"]) == ("FAILED", "1.25", "1.26")
+    assert cluster["failure"]["error"] == "ControlPlaneUpdateFailed"
+    assert [e["errorCode"] for e in cluster["failure"]["details"]["errors"]] == ["SubnetNotFound"]
+    assert cluster["after"] == {"version": "1.25", "status": "ACTIVE"}
+    assert [m["call"] for m in failing.report["awsCalls"]["mutatingCalls"]] == ["eks:UpdateClusterVersion"]
+    assert "=> FAILED: ControlPlaneUpdateFailed" in failing.stdout
+
+
+@pytest.mark.parametrize(
+    ("scenario", "names"),
+    [
+        ("invalid-typo.yaml", "accounts.0.clusters.0.freeIP: Extra inputs are not permitted"),
+        ("no-such-scenario.yaml", "cannot read scenario"),
+    ],
+)
+def test_a_bad_scenario_exits_2_with_the_reason_on_stderr_and_no_report(tmp_path, capsys, scenario, names):
+    # Given a scenario file with a typo, or no file at all
+    path = SCENARIOS / scenario
+    out = tmp_path / "out"
+
+    # When `fleetctl simulate` is given it
+    code = main(["simulate", str(path), "--out", str(out)])
+
+    # Then it exits 2, says why on stderr (naming the file and the field), and writes nothing
+    captured = capsys.readouterr()
+    assert code == 2
+    assert captured.err.startswith(f"fleetctl: {path}: ")
+    assert names in captured.err
+    assert captured.out == ""
+    assert not out.exists()
