@@ -1,0 +1,113 @@
+"""The central-account stack: one Lambda per catalog step, one state machine per ASL file, run data."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_cdk import Aws, CfnOutput, Stack
+from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_sns as sns
+from constructs import Construct
+
+from infra import constants
+from infra.asl import AslDefinition, load_definitions
+from infra.bundling import dependency_layer_code, function_code
+from infra.catalog import STEPS
+from infra.config import FleetUpgraderConfig
+from infra.constructs.run_data import RunData
+from infra.constructs.step_function import StepFunction
+from infra.constructs.workflow import Workflow
+
+
+class OrchestratorStack(Stack):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: FleetUpgraderConfig,
+        definitions: tuple[AslDefinition, ...] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(scope, construct_id, **kwargs)
+        retention = constants.RETENTION_DAYS[config.log_retention_days]
+
+        self.run_data = RunData(
+            self, "RunData", resource_prefix=config.resource_prefix, log_expiry_days=config.log_retention_days
+        )
+
+        dependencies = lambda_.LayerVersion(
+            self,
+            "DependenciesLayer",
+            code=dependency_layer_code(),
+            compatible_runtimes=[constants.LAMBDA_RUNTIME],
+            compatible_architectures=[constants.LAMBDA_ARCHITECTURE],
+            description="Pinned runtime dependencies of the upgrader steps (functions/requirements.txt)",
+        )
+        code = function_code()
+        environment = {
+            **constants.POWERTOOLS_ENVIRONMENT,
+            **constants.STEP_SETTINGS_DEFAULTS,
+            "TARGET_ROLE_NAME": config.target_role_name,
+            "EXTERNAL_ID": config.external_id,
+            "RUN_TABLE_NAME": self.run_table.table_name,
+            "REPORT_BUCKET_NAME": self.report_bucket.bucket_name,
+            "NOTIFICATION_TOPIC_ARN": self.notification_topic.topic_arn,
+        }
+        target_role_arns = [
+            config.target_role_arn(account, Aws.PARTITION) for account in config.target_account_ids
+        ]
+
+        self.steps: dict[str, StepFunction] = {}
+        for step in STEPS:
+            self.steps[step.name] = StepFunction(
+                self,
+                step.name,
+                step=step,
+                name=config.step_resource_name(step.name),
+                code=code,
+                layers=[dependencies],
+                environment=environment,
+                log_retention=retention,
+                target_role_arns=target_role_arns if step.assumes_target_role else (),
+            )
+            CfnOutput(
+                self,
+                f"{step.name}RoleArn",
+                value=self.steps[step.name].role.role_arn,
+                description=f"Role of the {step.name} step (trusted by the target role: {step.assumes_target_role})",
+            )
+
+        functions_by_arn_variable = {step.arn_variable: self.steps[step.name].function for step in STEPS}
+        self.workflows: dict[str, Workflow] = {}
+        for definition in load_definitions() if definitions is None else definitions:
+            workflow = Workflow(
+                self,
+                definition.construct_id,
+                definition=definition,
+                state_machine_name=f"{config.resource_prefix}-{definition.stem.replace('_', '-')}",
+                functions_by_arn_variable=functions_by_arn_variable,
+                log_retention=retention,
+            )
+            self.workflows[definition.stem] = workflow
+            CfnOutput(
+                self,
+                f"{definition.construct_id}StateMachineArn",
+                value=workflow.state_machine.state_machine_arn,
+                description=f"State machine of statemachines/{definition.path.name}",
+            )
+
+    # Data stores for later steps (no step uses them yet, so none is granted to any role).
+    @property
+    def run_table(self) -> dynamodb.ITable:
+        return self.run_data.table
+
+    @property
+    def report_bucket(self) -> s3.IBucket:
+        return self.run_data.reports_bucket
+
+    @property
+    def notification_topic(self) -> sns.ITopic:
+        return self.run_data.notifications_topic
