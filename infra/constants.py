@@ -31,7 +31,7 @@ POWERTOOLS_ENVIRONMENT: dict[str, str] = {
 STEP_SETTINGS_DEFAULTS: dict[str, str] = {
     "AWS_MAX_ATTEMPTS": "4",
     "AWS_CONNECT_TIMEOUT": "5",
-    "AWS_READ_TIMEOUT": "20",
+    "AWS_READ_TIMEOUT": "10",
     "POLL_STRATEGY": "adaptive",
     "FIXED_POLL_SECONDS": "30",
 }
