@@ -132,9 +132,6 @@ class SimEksResponse(EKSResponse):
         if cluster is None:
             raise ResourceNotFoundException(
                 clusterName=name,
-                nodegroupName=None,
-                fargateProfileName=None,
-                addonName=None,
                 message=f"No cluster found for name: {name}.",
             )
         return cluster
@@ -163,24 +160,17 @@ class SimEksResponse(EKSResponse):
             if any(u.status(now) == "InProgress" for u in sim.updates.get(key, [])):
                 raise ResourceInUseException(
                     clusterName=name,
-                    nodegroupName=None,
-                    addonName=None,
                     message=f"Cluster {name} has an update in progress; EKS allows one update at a time.",
                 )
             if cluster.status != "ACTIVE":
                 raise ResourceInUseException(
                     clusterName=name,
-                    nodegroupName=None,
-                    addonName=None,
                     message=f"Cluster {name} is in {cluster.status} state.",
                 )
             major, minor = (int(p) for p in cluster.version.split("."))
             if version != f"{major}.{minor + 1}":
                 raise InvalidParameterException(
                     clusterName=name,
-                    nodegroupName=None,
-                    fargateProfileName=None,
-                    addonName=None,
                     message=f"Unsupported Kubernetes minor version update from {cluster.version} to {version}",
                 )
             behind = [
@@ -237,9 +227,6 @@ class SimEksResponse(EKSResponse):
                 return ActionResult({"update": self.simulation.render(update)})
         raise ResourceNotFoundException(
             clusterName=name,
-            nodegroupName=None,
-            fargateProfileName=None,
-            addonName=None,
             message=f"No update found for ID: {update_id}.",
         )
 

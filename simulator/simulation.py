@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -43,8 +44,6 @@ class ClusterRun:
 
 
 def _error_message(cause: str | None) -> str:
-    import json
-
     if not cause:
         return ""
     try:
