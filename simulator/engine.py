@@ -163,7 +163,7 @@ class InProcessLambda:
                     result = self._resolve(function["Handler"])(event, _LambdaContext(function, self.clock))
                 payload = json.dumps(result).encode()
             except Exception as exc:  # every handler failure is reported, as Lambda does
-                error = type(exc).__name__
+                error = getattr(exc, "lambda_error_type", type(exc).__name__)
                 payload = json.dumps(
                     {
                         "errorType": error,

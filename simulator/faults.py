@@ -18,6 +18,7 @@ from urllib.parse import parse_qs
 
 import botocore.session
 from botocore.awsrequest import AWSResponse
+from botocore.exceptions import ReadTimeoutError
 from botocore.handlers import BUILTIN_HANDLERS
 from moto.iam.models import get_account_id_from
 
@@ -56,20 +57,47 @@ class ThrottleRule:
 
 
 @dataclass
+class LoseResponseRule:
+    """The request reaches the backend and takes effect; the client gets a read timeout instead."""
+
+    service: str
+    operation: str
+    times: int = 1
+
+
+@dataclass
+class CrashRule:
+    """The step's Lambda process dies as it is about to make its ``at_call``-th AWS call."""
+
+    step: str
+    at_call: int = 1
+    times: int = 1
+
+
+class SimulatedLambdaCrash(Exception):
+    """Reported as Lambda reports a process that exited mid-invocation."""
+
+    lambda_error_type = "Runtime.ExitError"
+
+
+@dataclass
 class AwsFaults:
     """The recorder and fault injector for AWS calls. ``clock`` gives virtual timestamps."""
 
     clock: Any
     throttles: list[ThrottleRule] = field(default_factory=list)
+    lost_responses: list[LoseResponseRule] = field(default_factory=list)
+    crashes: list[CrashRule] = field(default_factory=list)
     # (account, role name) -> ExternalId the role's trust policy requires
     external_ids: dict[tuple[str, str], str] = field(default_factory=dict)
     seed: int = 7
     calls: list[RecordedCall] = field(default_factory=list)
+    lost: list[tuple[str, str, float]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self._random = random.Random(self.seed)
         self._lock = threading.Lock()
-        for rule in self.throttles:
+        for rule in [*self.throttles, *self.lost_responses]:
             rule.service = event_service_name(rule.service)
         self._thread = threading.local()  # the step whose Lambda runs on this thread, if any
 
@@ -77,6 +105,7 @@ class AwsFaults:
     def step(self, function_name: str) -> Iterator[None]:
         """The engine wraps each Lambda invocation in this: calls inside belong to that step."""
         self._thread.step = function_name
+        self._thread.calls = 0
         try:
             yield
         finally:
@@ -93,6 +122,8 @@ class AwsFaults:
         _, service, operation = event_name.split(".", 2)
         account = _account_from_signer(request_signer)
         region = (context or {}).get("client_region") or getattr(request_signer, "region_name", None)
+        self._thread.calls += 1
+        self._maybe_crash(step, self._thread.calls)  # the process dies before the call leaves it
         with self._lock:
             throttled = self._should_throttle(service, operation)
             self.calls.append(
@@ -103,6 +134,23 @@ class AwsFaults:
         if service == "sts" and operation == "AssumeRole":
             return self._check_external_id(params)
         return None
+
+    def _maybe_crash(self, step: str, call_number: int) -> None:
+        for rule in self.crashes:
+            if rule.step == step and rule.at_call == call_number and rule.times > 0:
+                rule.times -= 1
+                raise SimulatedLambdaCrash(f"{step} crashed before its AWS call #{call_number} (injected)")
+
+    def after_call(self, event_name: str, **_: Any) -> None:
+        """Lose the response of a call that already took effect (``after-call`` runs after the backend)."""
+        if getattr(self._thread, "step", None) is None:
+            return
+        _, service, operation = event_name.split(".", 2)
+        for rule in self.lost_responses:
+            if (rule.service, rule.operation) == (service, operation) and rule.times > 0:
+                rule.times -= 1
+                self.lost.append((service, operation, self.clock.now()))
+                raise ReadTimeoutError(endpoint_url=f"https://{service}.simulator.invalid")
 
     def _should_throttle(self, service: str, operation: str) -> bool:
         throttle = False
@@ -173,9 +221,15 @@ def _dispatch(event_name: str, **kwargs: Any) -> Any:
     return _active[-1](event_name, **kwargs) if _active else None
 
 
+def _dispatch_after(event_name: str, **kwargs: Any) -> None:
+    if _active:
+        _active[-1].after_call(event_name, **kwargs)
+
+
 # Registered once, so every botocore session created after this import (including sessions a
 # Lambda container caches across simulations) reaches the active faults.
 BUILTIN_HANDLERS.insert(0, ("before-call", _dispatch))
+BUILTIN_HANDLERS.append(("after-call", _dispatch_after))
 
 
 @contextlib.contextmanager

@@ -7,7 +7,7 @@ rejected so a typo never silently changes a scenario.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -22,12 +22,107 @@ class _Model(BaseModel):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True)
 
 
+class TaintSpec(_Model):
+    key: str
+    value: str = ""
+    effect: Literal["NO_SCHEDULE", "NO_EXECUTE", "PREFER_NO_SCHEDULE"] = "NO_SCHEDULE"
+
+
+class LaunchTemplateSpec(_Model):
+    user_data: str = Field(default="", description="plain text; the simulator base64-encodes it")
+    image_id: str | None = Field(default=None, description="a custom AMI (amiType becomes CUSTOM)")
+
+
+class NodegroupFaultsSpec(_Model):
+    nodes_never_ready: bool = False
+    capacity_shortage: bool = False
+
+
+class NodegroupSpec(_Model):
+    """A managed node group (the default), a self-managed Auto Scaling group, or a Fargate profile."""
+
+    name: str = Field(pattern=r"^[0-9A-Za-z][A-Za-z0-9\-_]{0,62}$")
+    kind: Literal["managed", "self-managed", "fargate"] = "managed"
+    ami_type: str = Field(
+        default="AL2_x86_64",
+        pattern=r"^(AL2_x86_64|AL2_x86_64_GPU|AL2_ARM_64|AL2023_x86_64_STANDARD|AL2023_ARM_64_STANDARD|"
+        r"BOTTLEROCKET_x86_64|BOTTLEROCKET_ARM_64|WINDOWS_CORE_2019_x86_64|WINDOWS_FULL_2019_x86_64|CUSTOM)$",
+    )
+    launch_template: LaunchTemplateSpec | None = None
+    instance_types: list[str] = Field(default_factory=lambda: ["m5.large"], min_length=1)
+    capacity_type: Literal["ON_DEMAND", "SPOT"] = "ON_DEMAND"
+    desired_size: int = Field(default=2, ge=0, le=450)
+    min_size: int | None = Field(default=None, ge=0)
+    max_size: int | None = Field(default=None, ge=1)
+    disk_size: int = Field(default=20, ge=1)
+    labels: dict[str, str] = Field(default_factory=dict)
+    taints: list[TaintSpec] = Field(default_factory=list)
+    version: str | None = Field(default=None, pattern=r"^1\.\d{2}$", description="default: the cluster's")
+    faults: NodegroupFaultsSpec = Field(default_factory=NodegroupFaultsSpec)
+
+
+class AddonSpec(_Model):
+    name: str
+    version: str | None = Field(
+        default=None, description="default: the catalog's default for the cluster version"
+    )
+    configuration_values: str | None = None
+    self_managed: bool = Field(default=False, description="installed as plain manifests, not an EKS add-on")
+
+
+class WorkloadSpec(_Model):
+    """Shorthand for the common workload kinds; anything else goes in ``manifests`` verbatim."""
+
+    kind: Literal[
+        "Deployment",
+        "StatefulSet",
+        "DaemonSet",
+        "ReplicaSet",
+        "Job",
+        "CronJob",
+        "ReplicationController",
+        "Pod",
+    ]
+    name: str = Field(pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+    namespace: str = "default"
+    replicas: int = Field(default=1, ge=0)
+    image: str = "public.ecr.aws/docker/library/nginx:1.25"
+    labels: dict[str, str] = Field(default_factory=dict)
+    node_selector: dict[str, str] = Field(default_factory=dict)
+    tolerations: list[dict[str, Any]] = Field(default_factory=list)
+    host_paths: list[str] = Field(
+        default_factory=list, description="hostPath volumes, mounted at the same path"
+    )
+    env: dict[str, str] = Field(default_factory=dict)
+    command: list[str] = Field(default_factory=list)
+    init_image: str | None = None
+    schedule: str = "*/5 * * * *"
+    suspend: bool = False
+    pdb: dict[str, int | str] | None = Field(
+        default=None, description="{minAvailable: N} or {maxUnavailable: N}; N an int or a percentage"
+    )
+
+    @model_validator(mode="after")
+    def _one_budget(self) -> WorkloadSpec:
+        if self.pdb is not None and (
+            len(self.pdb) != 1 or set(self.pdb) - {"minAvailable", "maxUnavailable"}
+        ):
+            raise ValueError("pdb takes exactly one of minAvailable or maxUnavailable")
+        return self
+
+
 class ClusterSpec(_Model):
     name: str = Field(pattern=r"^[0-9A-Za-z][A-Za-z0-9\-_]{0,99}$")
     region: str = Field(pattern=r"^[a-z]{2}(-gov)?-[a-z]+-\d$")
     version: str = Field(pattern=r"^1\.\d{2}$")
     free_ips: int = Field(default=250, ge=0, description="free IP addresses in the cluster's subnets")
     subnets: int = Field(default=3, ge=2, le=16)
+    endpoint_access: Literal["public", "private", "public-and-private"] = "public"
+    nodegroups: list[NodegroupSpec] = Field(default_factory=list)
+    addons: list[AddonSpec] = Field(default_factory=list)
+    workloads: list[WorkloadSpec] = Field(default_factory=list)
+    manifests: list[dict[str, Any]] = Field(default_factory=list, description="raw Kubernetes objects")
+    pods_ready_seconds: float = Field(default=15.0, ge=0)
     expect: str | None = Field(
         default=None,
         pattern="^(SUCCEEDED|FAILED|BLOCKED|SKIPPED|PLANNED)$",
@@ -60,9 +155,35 @@ class FailUpdateSpec(_Model):
     error_code: str = "Unknown"
 
 
+class LoseResponseSpec(_Model):
+    """The call succeeds in AWS but its response never arrives (the client sees a read timeout)."""
+
+    service: str
+    operation: str = Field(pattern=r"^[A-Z][A-Za-z0-9]+$")
+    times: int = Field(default=1, ge=1)
+
+
+class CrashStepSpec(_Model):
+    """The step's Lambda dies (Runtime.ExitError) when it is about to make its Nth AWS call."""
+
+    step: str
+    at_call: int = Field(default=1, ge=1)
+    times: int = Field(default=1, ge=1)
+
+    @model_validator(mode="after")
+    def _known_step(self) -> CrashStepSpec:
+        from upgrader.catalog import STEPS_BY_NAME
+
+        if self.step not in STEPS_BY_NAME:
+            raise ValueError(f"unknown step {self.step!r}; steps: {', '.join(sorted(STEPS_BY_NAME))}")
+        return self
+
+
 class FaultsSpec(_Model):
     throttle: list[ThrottleSpec] = Field(default_factory=list)
     fail_control_plane_update: list[FailUpdateSpec] = Field(default_factory=list)
+    lose_response: list[LoseResponseSpec] = Field(default_factory=list)
+    crash_step: list[CrashStepSpec] = Field(default_factory=list)
 
 
 class TimingsSpec(_Model):

@@ -19,7 +19,7 @@ from upgrader.errors import UpgradeError
 from simulator.clock import VirtualClock
 from simulator.eks import EksSimulation, EksTimings, eks_extension
 from simulator.engine import ORCHESTRATOR_REGION, ExecutionResult, LocalEngine
-from simulator.faults import AwsFaults, ThrottleRule, aws_faults
+from simulator.faults import AwsFaults, CrashRule, LoseResponseRule, ThrottleRule, aws_faults
 from simulator.scenario import AccountSpec, ClusterSpec, Scenario
 
 
@@ -68,6 +68,8 @@ class Simulation(contextlib.AbstractContextManager["Simulation"]):
         self.faults = AwsFaults(
             clock=self.clock,
             throttles=[ThrottleRule(**t.model_dump()) for t in scenario.faults.throttle],
+            lost_responses=[LoseResponseRule(**r.model_dump()) for r in scenario.faults.lose_response],
+            crashes=[CrashRule(**c.model_dump()) for c in scenario.faults.crash_step],
         )
         self.engine = LocalEngine(
             clock=self.clock,

@@ -80,6 +80,10 @@ def step_handler(
                 )
                 metrics.add_metric(name=f"{step}Error", unit=MetricUnit.Count, value=1)
                 raise
+            except Exception:
+                logger.exception("step failed unexpectedly")
+                metrics.add_metric(name=f"{step}UnhandledError", unit=MetricUnit.Count, value=1)
+                raise
             metrics.add_metric(name=f"{step}Ok", unit=MetricUnit.Count, value=1)
             return result.dump()
 

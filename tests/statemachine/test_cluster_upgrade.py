@@ -131,3 +131,26 @@ def test_fixed_poll_baseline_costs_more_transitions_than_adaptive(strategy):
     assert fixed.result.status == "SUCCEEDED"
     assert fixed.result.state_transitions > adaptive.result.state_transitions
     assert fixed.result.virtual_duration_seconds >= adaptive.result.virtual_duration_seconds
+
+
+def test_lost_update_response_is_retried_and_adopts_the_running_update():
+    # Given UpdateClusterVersion takes effect in EKS but its response is lost (read timeout)
+    sim, run = run_one(
+        scenario(faults={"loseResponse": [{"service": "eks", "operation": "UpdateClusterVersion"}]})
+    )
+    # Then the step is retried, finds the update it started and adopts it: exactly one update
+    assert run.result.status == "SUCCEEDED"
+    assert len(sim.faults.lost) == 1
+    assert [c.operation for c in sim.faults.mutating_calls()] == ["UpdateClusterVersion"]
+    assert run.result.output["controlPlaneUpdate"]["adopted"] is True
+    assert run.after["version"] == "1.24"
+
+
+def test_a_crashed_step_is_retried_and_the_run_completes():
+    # Given StartControlPlaneUpdate's Lambda dies just before its third AWS call (UpdateClusterVersion)
+    sim, run = run_one(scenario(faults={"crashStep": [{"step": "StartControlPlaneUpdate", "atCall": 3}]}))
+    # Then Step Functions sees Runtime.ExitError, retries, and the retry starts the update once
+    assert run.result.status == "SUCCEEDED"
+    assert any(i.error == "Runtime.ExitError" for i in run.result.invocations)
+    assert [c.operation for c in sim.faults.mutating_calls()] == ["UpdateClusterVersion"]
+    assert run.result.retries == 1
