@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from simulator.cli import DEMO_SCENARIO, main
+from fleetctl.cli import DEMO_SCENARIO, main
 from simulator.scenario import load_scenario
 
 SCENARIOS = Path(__file__).resolve().parents[1] / "scenarios"

@@ -1,4 +1,4 @@
-"""``fleetctl``: run the product on this machine against a simulated fleet.
+"""``fleetctl`` commands. ``simulate`` and ``demo`` run the product on this machine against a simulated fleet.
 
 Exit codes: 0 every cluster succeeded; 1 a cluster failed or was blocked; 2 bad scenario or usage.
 """
