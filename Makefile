@@ -8,7 +8,7 @@ export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: setup demo test lint synth deploy clean
+.PHONY: setup demo test lint synth deploy bench clean
 
 # Stamp files make setup incremental: reinstall only when a pin file changes.
 $(BIN)/.installed: requirements.txt requirements-dev.txt functions/requirements.txt pyproject.toml
@@ -40,6 +40,10 @@ synth: setup
 # Needs credentials for the central account; see docs/operations.md.
 deploy: setup
 	npx cdk deploy --all --require-approval broadening
+
+# Not part of `make test`: figures, not pass/fail (docs/benchmarks.md).
+bench: setup
+	$(BIN)/python -m simulator.bench --out out/bench
 
 clean:
 	rm -rf cdk.out build out .pytest_cache .ruff_cache
