@@ -18,9 +18,10 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from upgrader.catalog import STEPS
+
 from simulator.scenario import Scenario, load_scenario
 from simulator.simulation import ClusterRun, Simulation
-from upgrader.catalog import STEPS
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH_CLUSTER = ROOT / "examples" / "bench" / "bench-cluster.yaml"
@@ -66,7 +67,9 @@ def import_ms(module: str) -> float:
     env = {"PYTHONPATH": str(ROOT / "functions"), "POWERTOOLS_TRACE_DISABLED": "false"}
     samples = []
     for _ in range(WALL_RUNS):
-        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
+        out = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
+        )
         samples.append(float(out.stdout.strip()))
     return round(statistics.median(samples), 1)
 
@@ -126,11 +129,26 @@ def run(out_dir: Path) -> dict[str, Any]:
 def render(r: dict[str, Any]) -> str:
     c, b, cs = r["cost"], r["cost"]["baseline"], r["coldStart"]
     rows = [
-        ("State transitions per cluster", c["stateTransitions"], b["stateTransitions"], f"<= {TARGETS['stateTransitions']}"),
-        ("Lambda invocations per cluster", c["lambdaInvocations"], b["lambdaInvocations"], f"<= {TARGETS['lambdaInvocations']}"),
+        (
+            "State transitions per cluster",
+            c["stateTransitions"],
+            b["stateTransitions"],
+            f"<= {TARGETS['stateTransitions']}",
+        ),
+        (
+            "Lambda invocations per cluster",
+            c["lambdaInvocations"],
+            b["lambdaInvocations"],
+            f"<= {TARGETS['lambdaInvocations']}",
+        ),
         ("Virtual duration (s)", c["virtualDurationSeconds"], b["virtualDurationSeconds"], "-"),
         ("Detection latency (s)", c["detectionLatencySeconds"], b["detectionLatencySeconds"], "-"),
-        ("Detection latency / duration", c["detectionLatencyRatio"], b["detectionLatencyRatio"], f"<= {TARGETS['detectionLatencyRatio']}"),
+        (
+            "Detection latency / duration",
+            c["detectionLatencyRatio"],
+            b["detectionLatencyRatio"],
+            f"<= {TARGETS['detectionLatencyRatio']}",
+        ),
         ("Summed handler wall time (s)", c["handlerWallSeconds"], b["handlerWallSeconds"], "-"),
     ]
     m = r["machine"]
