@@ -6,6 +6,7 @@ with a fresh virtual clock, so tests do not see each other's updates.
 
 from __future__ import annotations
 
+import base64
 import itertools
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -16,6 +17,7 @@ from botocore.exceptions import ClientError
 from moto import mock_aws
 from moto.eks import urls as eks_urls
 
+from simulator import eks_catalog as catalog
 from simulator.clock import DEFAULT_EPOCH, VirtualClock
 from simulator.eks import MIN_FREE_IPS_FOR_UPDATE, EksSimulation, EksTimings, eks_extension
 
@@ -331,3 +333,159 @@ def test_moto_url_paths_are_restored_when_the_extension_closes(eks, make_cluster
             call()
         assert _error(after) == ("404", 404)
         assert after.value.response["Error"]["Message"] == "Not yet implemented"
+
+
+# -- the Kubernetes hook: endpoint, certificate, control plane version ----------------------------
+
+
+class VersionRecorder:
+    """The part of a ClusterNodes world a control plane update talks to."""
+
+    def __init__(self) -> None:
+        self.versions: list[str] = []
+
+    def set_control_plane_version(self, version: str) -> None:
+        self.versions.append(version)
+
+
+def test_describe_cluster_returns_the_hooked_endpoint_and_a_pem_certificate(sim, eks, make_cluster):
+    # Given a cluster, and no endpoint hook yet
+    name = make_cluster("1.23")
+    before = eks.describe_cluster(name=name)["cluster"]
+
+    # Then moto's endpoint is returned with a base64 PEM-looking certificate, the same on every call
+    assert before["endpoint"].startswith("https://")
+    pem = base64.b64decode(before["certificateAuthority"]["data"]).decode()
+    assert pem.startswith("-----BEGIN CERTIFICATE-----\n")
+    assert pem.endswith("-----END CERTIFICATE-----\n")
+    assert (
+        eks.describe_cluster(name=name)["cluster"]["certificateAuthority"] == before["certificateAuthority"]
+    )
+
+    # When the simulation serves that cluster's API on loopback with its own CA
+    sim.endpoints = lambda account, region, cluster: f"https://127.0.0.1:6443/{account}/{region}/{cluster}"
+    sim.certificate_authorities = lambda account, region, cluster: "Q0EtREFUQQ=="
+
+    # Then DescribeCluster returns them
+    after = eks.describe_cluster(name=name)["cluster"]
+    assert after["endpoint"] == f"https://127.0.0.1:6443/{ACCOUNT}/{REGION}/{name}"
+    assert after["certificateAuthority"]["data"] == "Q0EtREFUQQ=="
+
+
+@pytest.mark.parametrize(("free_ips", "told"), [(250, ["1.24"]), (MIN_FREE_IPS_FOR_UPDATE - 1, [])])
+def test_the_world_learns_the_new_version_when_a_successful_update_settles(
+    sim, eks, make_cluster, free_ips, told
+):
+    # Given a cluster whose Kubernetes world records version changes
+    name = make_cluster("1.23")
+    world = VersionRecorder()
+    sim.worlds = lambda account, region, cluster: world if cluster == name else None  # type: ignore[assignment,return-value]
+    sim.cluster_sim(ACCOUNT, REGION, name).free_ips = free_ips
+
+    # When its update runs: nothing is told while it is in progress
+    eks.update_cluster_version(name=name, version="1.24")
+    sim.clock.sleep(UPDATE_SECONDS - 1)
+    eks.list_updates(name=name)
+    assert world.versions == []
+    sim.clock.sleep(1)
+    eks.list_updates(name=name)
+
+    # Then a successful update tells the world its new version once; a failed one tells nothing
+    assert world.versions == told
+
+
+# -- SSM public parameters and EC2 launch templates ----------------------------------------------
+
+AMI_PATHS = (
+    "amazon-linux-2",
+    "amazon-linux-2-arm64",
+    "amazon-linux-2023/x86_64/standard",
+    "amazon-linux-2023/arm64/standard",
+)
+
+
+def test_eks_ami_parameters_answer_for_every_version_in_every_region(sim, subnets):
+    # Given two regions of the account
+    images: dict[str, set[str]] = {}
+    for region in (REGION, "us-east-1"):
+        ssm = boto3.client("ssm", region_name=region)
+        ec2 = boto3.client("ec2", region_name=region)
+
+        # When every EKS version's recommended AMI of each flavour is read
+        names = [
+            f"/aws/service/eks/optimized-ami/{version}/{path}/recommended/{leaf}"
+            for version in catalog.KUBERNETES_VERSIONS
+            for path in AMI_PATHS
+            for leaf in ("image_id", "release_version")
+        ]
+        values = {}
+        for start in range(0, len(names), 10):  # GetParameters takes 10 names at a time
+            found = ssm.get_parameters(Names=names[start : start + 10])
+            assert found["InvalidParameters"] == []
+            values.update({p["Name"]: p["Value"] for p in found["Parameters"]})
+
+        # Then each answers: a distinct ami- id that exists as a public Amazon EC2 image, and its release
+        ids = {v for n, v in values.items() if n.endswith("/image_id")}
+        assert len(ids) == len(catalog.KUBERNETES_VERSIONS) * len(AMI_PATHS)
+        described = ec2.describe_images(ImageIds=sorted(ids))["Images"]
+        assert {i["ImageId"] for i in described} == ids
+        assert {(i["OwnerId"], i["Public"]) for i in described} == {(catalog.EKS_AMI_OWNER, True)}
+        release = values["/aws/service/eks/optimized-ami/1.23/amazon-linux-2/recommended/release_version"]
+        assert release == "1.23.17-20240522"
+        images[region] = ids
+
+    # And the ids are region-specific, and GetParameter agrees with the catalog
+    assert images[REGION].isdisjoint(images["us-east-1"])
+    one = boto3.client("ssm", region_name=REGION).get_parameter(
+        Name="/aws/service/eks/optimized-ami/1.24/amazon-linux-2/recommended/image_id"
+    )["Parameter"]
+    assert one["Value"] == catalog.ami_id(REGION, "1.24", "AL2_x86_64")
+
+
+def test_eks_ami_parameters_are_listed_by_path(sim, subnets):
+    # Given the extension
+    ssm = boto3.client("ssm", region_name=REGION)
+
+    # When one flavour's recommended parameters are listed by path
+    found = ssm.get_parameters_by_path(Path="/aws/service/eks/optimized-ami/1.24/amazon-linux-2/recommended")
+
+    # Then the image id, name and release version are there
+    assert sorted(p["Name"].rsplit("/", 1)[1] for p in found["Parameters"]) == [
+        "image_id",
+        "image_name",
+        "release_version",
+    ]
+
+
+def test_eks_ami_parameters_are_not_served_once_the_extension_closes(subnets):
+    # Given the extension open: a region's EKS parameters answer
+    name = "/aws/service/eks/optimized-ami/1.24/amazon-linux-2/recommended/image_id"
+    with eks_extension(EksSimulation(VirtualClock())):
+        served = boto3.client("ssm", region_name="ap-southeast-2").get_parameter(Name=name)["Parameter"]
+    assert served["Value"] == catalog.ami_id("ap-southeast-2", "1.24", "AL2_x86_64")
+
+    # When it has closed and another region's EKS parameter is read
+    with pytest.raises(ClientError) as excinfo:
+        boto3.client("ssm", region_name="ap-northeast-1").get_parameter(Name=name)
+
+    # Then moto answers as it does on its own: no such parameter
+    assert excinfo.value.response["Error"]["Code"] == "ParameterNotFound"
+
+
+def test_moto_launch_templates_keep_their_user_data(subnets):
+    # Given a launch template whose user data bootstraps nodes with containerd
+    ec2 = boto3.client("ec2", region_name=REGION)
+    script = "#!/bin/bash\n/etc/eks/bootstrap.sh payments --container-runtime containerd\n"
+    encoded = base64.b64encode(script.encode()).decode()
+    name = f"user-data-{next(_cluster_numbers)}"
+    ec2.create_launch_template(
+        LaunchTemplateName=name,
+        LaunchTemplateData={"ImageId": catalog.ami_id(REGION, "1.23", "AL2_x86_64"), "UserData": encoded},
+    )
+
+    # When its versions are described
+    [version] = ec2.describe_launch_template_versions(LaunchTemplateName=name)["LaunchTemplateVersions"]
+
+    # Then the user data comes back unchanged, base64 as sent
+    assert version["LaunchTemplateData"]["UserData"] == encoded
+    assert base64.b64decode(version["LaunchTemplateData"]["UserData"]).decode() == script

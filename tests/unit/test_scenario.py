@@ -53,13 +53,20 @@ def test_the_demo_fleet_loads():
     assert scenario.name == "demo"
     assert scenario.external_id == "demo-external-id"
     assert scenario.upgrade.to_version == "1.24"
-    assert [(a.id, c.region, c.name, c.version) for a, c in scenario.clusters()] == [
-        ("111111111111", "eu-west-1", "payments-prod", "1.23"),
-        ("111111111111", "us-east-1", "payments-staging", "1.23"),
-        ("222222222222", "eu-west-1", "analytics-prod", "1.23"),
-    ]
-    starved = scenario.clusters()[2][1]
+    clusters = scenario.clusters()
+    # 3 accounts, 2 regions, 6 clusters on 1.23, each with Docker-runtime managed node groups
+    assert len({a.id for a, _ in clusters}) == 3
+    assert {c.region for _, c in clusters} == {"eu-west-1", "us-east-1"}
+    assert len(clusters) == 6
+    assert {c.version for _, c in clusters} == {"1.23"}
+    assert all(c.nodegroups and all(ng.ami_type == "AL2_x86_64" for ng in c.nodegroups) for _, c in clusters)
+    starved = next(c for _, c in clusters if c.name == "analytics-prod")
     assert (starved.free_ips, starved.expect) == (3, "FAILED")
+    # one DaemonSet mounts the Docker socket
+    socket_users = [
+        w.name for _, c in clusters for w in c.workloads if "/var/run/docker.sock" in w.host_paths
+    ]
+    assert socket_users == ["fluentd"]
     assert [(t.service, t.operation, t.first) for t in scenario.faults.throttle] == [
         ("eks", "DescribeUpdate", 2)
     ]
