@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from fleetctl import scan
 from simulator.report import build_report, write_report
 from simulator.scenario import Scenario, ScenarioError, load_scenario
 from simulator.simulation import ClusterRun, Simulation
@@ -89,7 +90,10 @@ def main(argv: list[str] | None = None) -> int:
     sim.add_argument("--out", type=Path, default=Path("out/simulate"))
     demo = commands.add_parser("demo", help="simulate examples/fleets/demo.yaml")
     demo.add_argument("--out", type=Path, default=Path("out/demo"))
+    scan.add_parser(commands)
     args = parser.parse_args(argv)
+    if args.command == "scan":
+        return args.func(args)
     if args.command == "simulate":
         return simulate(args.scenario, args.out)
     return simulate(DEMO_SCENARIO, args.out, check_expectations=True)
