@@ -31,6 +31,7 @@ def _cluster_entry(run: ClusterRun) -> dict[str, Any]:
         "retries": result.retries,
         "before": run.before,
         "after": run.after,
+        "invariants": run.invariants,
     }
     failure = run.failure()
     if failure:
@@ -61,6 +62,11 @@ def build_report(simulation: Simulation, runs: list[ClusterRun]) -> dict[str, An
             "estimatedUsd": round(transitions * USD_PER_TRANSITION + invocations * USD_PER_INVOCATION, 6),
         },
         "virtualDurationSeconds": round(sum(c["virtualDurationSeconds"] for c in clusters), 3),
+        "invariants": {
+            key: sum(c["invariants"][key] for c in clusters)
+            for key in ("podsLost", "pdbViolations", "unexpectedDeletions")
+        }
+        | {"mutatingCalls": [m for c in clusters for m in c["invariants"]["mutatingCalls"]]},
         "awsCalls": {
             "total": len(calls),
             "throttled": sum(1 for c in calls if c.throttled),
@@ -97,6 +103,21 @@ def render_markdown(report: dict[str, Any]) -> str:
             f"| {c['account']} | {c['region']} | {c['name']} | {c['status']} | {c['before']['version']} | "
             f"{c['after']['version']} | {c['virtualDurationSeconds']:.0f} s | {c['stateTransitions']} |"
         )
+    lines += ["", "## Nodes before and after", ""]
+    lines += [
+        "| Cluster | Node group | Nodes (Ready) before | Runtimes before | Nodes (Ready) after | Runtimes after |"
+    ]
+    lines += ["|---|---|---|---|---|---|"]
+    for c in report["clusters"]:
+        before = c["before"].get("kubernetes", {}).get("nodes", {}).get("byNodegroup", {})
+        after = c["after"].get("kubernetes", {}).get("nodes", {}).get("byNodegroup", {})
+        for group in sorted(set(before) | set(after)):
+            b, a = before.get(group, {}), after.get(group, {})
+            lines.append(
+                f"| {c['name']} | {group or '(none)'} | {b.get('nodes', 0)} ({b.get('ready', 0)}) | "
+                f"{', '.join(sorted(b.get('runtimes', {}))) or '-'} | {a.get('nodes', 0)} ({a.get('ready', 0)}) | "
+                f"{', '.join(sorted(a.get('runtimes', {}))) or '-'} |"
+            )
     failures = [c for c in report["clusters"] if "failure" in c]
     if failures:
         lines += ["", "## Failures", ""]
@@ -105,6 +126,14 @@ def render_markdown(report: dict[str, Any]) -> str:
             lines.append(f"- **{c['name']}**: `{f['error']}`: {f['message']}")
             if f["details"]:
                 lines.append(f"  - details: `{json.dumps(f['details'], sort_keys=True)}`")
+    inv = report["invariants"]
+    lines += [
+        "",
+        "## Invariants",
+        "",
+        f"Pods lost: {inv['podsLost']}. PDB violations: {inv['pdbViolations']}. "
+        f"Unexpected deletions: {inv['unexpectedDeletions']}. Mutating calls: {len(inv['mutatingCalls'])}.",
+    ]
     mutating = report["awsCalls"]["mutatingCalls"]
     lines += ["", f"## Mutating AWS calls ({len(mutating)})", ""]
     lines += [

@@ -34,8 +34,10 @@ class LaunchTemplateSpec(_Model):
 
 
 class NodegroupFaultsSpec(_Model):
-    nodes_never_ready: bool = False
-    capacity_shortage: bool = False
+    nodes_never_ready: bool = Field(default=False, description="nodes join but never become Ready")
+    capacity_shortage: int | None = Field(
+        default=None, ge=0, description="EC2 launches only this many instances (fewer than desired)"
+    )
 
 
 class NodegroupSpec(_Model):
@@ -179,15 +181,29 @@ class CrashStepSpec(_Model):
         return self
 
 
+class AddonGapSpec(_Model):
+    """The add-on catalog has no version of ``addon`` for Kubernetes ``version``."""
+
+    addon: str
+    version: str = Field(pattern=r"^1\.\d{2}$")
+
+
 class FaultsSpec(_Model):
     throttle: list[ThrottleSpec] = Field(default_factory=list)
+    addon_without_compatible_version: list[AddonGapSpec] = Field(default_factory=list)
     fail_control_plane_update: list[FailUpdateSpec] = Field(default_factory=list)
     lose_response: list[LoseResponseSpec] = Field(default_factory=list)
     crash_step: list[CrashStepSpec] = Field(default_factory=list)
 
 
 class TimingsSpec(_Model):
+    """Virtual durations of EKS lifecycles (defaults: what EKS usually takes)."""
+
     control_plane_update_seconds: float = Field(default=480.0, gt=0)
+    nodegroup_create_seconds: float = Field(default=240.0, gt=0)
+    nodegroup_delete_seconds: float = Field(default=180.0, gt=0)
+    nodegroup_update_seconds: float = Field(default=300.0, gt=0)
+    addon_update_seconds: float = Field(default=60.0, gt=0)
 
 
 class UpgradeSpec(_Model):

@@ -13,14 +13,17 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-import boto3
 from upgrader.errors import UpgradeError
 
 from simulator.clock import VirtualClock
 from simulator.eks import EksSimulation, EksTimings, eks_extension
-from simulator.engine import ORCHESTRATOR_REGION, ExecutionResult, LocalEngine
+from simulator.engine import ExecutionResult, LocalEngine
 from simulator.faults import AwsFaults, CrashRule, LoseResponseRule, ThrottleRule, aws_faults
+from simulator.kube.apiserver import KubeApiServer, serve
+from simulator.kube.tokens import token_checker
+from simulator.kube.world import KubeWorld
 from simulator.scenario import AccountSpec, ClusterSpec, Scenario
+from simulator.seed import ClusterKey, FleetSeeder, account_session
 
 
 @dataclass
@@ -31,6 +34,7 @@ class ClusterRun:
     result: ExecutionResult
     before: dict[str, Any]
     after: dict[str, Any] = field(default_factory=dict)
+    invariants: dict[str, Any] = field(default_factory=dict)
 
     @property
     def status(self) -> str:
@@ -64,7 +68,18 @@ class Simulation(contextlib.AbstractContextManager["Simulation"]):
         self.scenario = scenario
         self.clock = VirtualClock()
         self.lambda_log = io.StringIO()
-        self.eks = EksSimulation(self.clock, EksTimings(scenario.timings.control_plane_update_seconds))
+        timings = scenario.timings
+        self.eks = EksSimulation(
+            self.clock,
+            EksTimings(
+                control_plane_update=timings.control_plane_update_seconds,
+                nodegroup_create=timings.nodegroup_create_seconds,
+                nodegroup_delete=timings.nodegroup_delete_seconds,
+                nodegroup_update=timings.nodegroup_update_seconds,
+                addon_update=timings.addon_update_seconds,
+            ),
+        )
+        self.kube_server: KubeApiServer | None = None
         self.faults = AwsFaults(
             clock=self.clock,
             throttles=[ThrottleRule(**t.model_dump()) for t in scenario.faults.throttle],
@@ -88,71 +103,71 @@ class Simulation(contextlib.AbstractContextManager["Simulation"]):
             },
         )
         self.engine.runtime.around_invoke.append(self.faults.step)
+        self.worlds: dict[ClusterKey, KubeWorld] = {}
         self._stack = contextlib.ExitStack()
 
     def __enter__(self) -> Simulation:
         self._stack.enter_context(self.engine)
         self._stack.enter_context(eks_extension(self.eks))
         self._stack.enter_context(aws_faults(self.faults))
+        self._start_kubernetes()
         self._seed()
         return self
+
+    def _start_kubernetes(self) -> None:
+        """One Kubernetes world per cluster, served on loopback; EKS reports its URL as the endpoint."""
+        ids: dict[ClusterKey, str] = {}
+        by_id: dict[str, KubeWorld] = {}
+        for account, cluster in self.scenario.clusters():
+            key = (account.id, cluster.region, cluster.name)
+            ids[key] = f"{account.id}-{cluster.region}-{cluster.name}"
+            self.worlds[key] = by_id[ids[key]] = KubeWorld(
+                cluster.name, self.clock, cluster.version, pod_ready_seconds=cluster.pods_ready_seconds
+            )
+        check = token_checker({ids[key]: (key[2], key[0]) for key in ids})
+
+        def settled_check(cluster_id: str, token: str) -> bool | str:
+            # EKS lifecycles settle lazily on EKS calls; a Kubernetes request must see them too
+            # (a node group that finished creating has registered its nodes).
+            self.eks.settle_all()
+            return check(cluster_id, token)
+
+        server = self._stack.enter_context(serve(by_id, settled_check))
+        self.kube_server = server
+        self.eks.worlds = lambda account, region, name: self.worlds.get((account, region, name))
+        self.eks.endpoints = lambda account, region, name: (
+            server.url_for(ids[(account, region, name)]) if (account, region, name) in ids else None
+        )
 
     def __exit__(self, *exc_info: object) -> None:
         self._stack.close()
 
     # -- the world ------------------------------------------------------------------------------
-    def _account_session(self, account_id: str) -> boto3.Session:
-        """A session in a fleet account (moto isolates accounts by the assumed role's credentials)."""
-        creds = boto3.client("sts", region_name=ORCHESTRATOR_REGION).assume_role(
-            RoleArn=f"arn:aws:iam::{account_id}:role/simulator-admin", RoleSessionName="simulator"
-        )["Credentials"]
-        return boto3.Session(
-            aws_access_key_id=creds["AccessKeyId"],
-            aws_secret_access_key=creds["SecretAccessKey"],
-            aws_session_token=creds["SessionToken"],
-        )
-
     def _seed(self) -> None:
-        scenario = self.scenario
-        for account in scenario.accounts:
-            session = self._account_session(account.id)
-            session.client("iam").create_role(
-                RoleName=scenario.target_role_name, AssumeRolePolicyDocument="{}"
-            )
-            self.faults.external_ids[(account.id, scenario.target_role_name)] = scenario.external_id
-            cluster_role = session.client("iam").create_role(
-                RoleName="eks-cluster-role", AssumeRolePolicyDocument="{}"
-            )["Role"]["Arn"]
-            for cluster in account.clusters:
-                ec2 = session.client("ec2", region_name=cluster.region)
-                vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
-                subnets = [
-                    ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.0.{i}.0/24")["Subnet"]["SubnetId"]
-                    for i in range(cluster.subnets)
-                ]
-                session.client("eks", region_name=cluster.region).create_cluster(
-                    name=cluster.name,
-                    version=cluster.version,
-                    roleArn=cluster_role,
-                    resourcesVpcConfig={"subnetIds": subnets},
-                )
-                state = self.eks.cluster_sim(account.id, cluster.region, cluster.name)
-                state.free_ips = cluster.free_ips
-        for fault in scenario.faults.fail_control_plane_update:
-            for account, cluster in scenario.clusters():
-                if cluster.name == fault.cluster:
-                    self.eks.cluster_sim(
-                        account.id, cluster.region, cluster.name
-                    ).fail_next_update = fault.error_code
+        FleetSeeder(self.scenario, self.clock, self.eks, self.faults, self.worlds).seed()
+
+    def world(self, account: AccountSpec, cluster: ClusterSpec) -> KubeWorld:
+        return self.worlds[(account.id, cluster.region, cluster.name)]
 
     def cluster_state(self, account: AccountSpec, cluster: ClusterSpec) -> dict[str, Any]:
         self.eks.settle_all()
-        described = (
-            self._account_session(account.id)
-            .client("eks", region_name=cluster.region)
-            .describe_cluster(name=cluster.name)["cluster"]
-        )
-        return {"version": described["version"], "status": described["status"]}
+        eks = account_session(account.id).client("eks", region_name=cluster.region)
+        described = eks.describe_cluster(name=cluster.name)["cluster"]
+        nodegroups = {}
+        for name in eks.list_nodegroups(clusterName=cluster.name)["nodegroups"]:
+            group = eks.describe_nodegroup(clusterName=cluster.name, nodegroupName=name)["nodegroup"]
+            nodegroups[name] = {
+                "status": group["status"],
+                "version": group.get("version"),
+                "amiType": group.get("amiType"),
+                "desiredSize": group.get("scalingConfig", {}).get("desiredSize"),
+            }
+        return {
+            "version": described["version"],
+            "status": described["status"],
+            "nodegroups": nodegroups,
+            "kubernetes": self.world(account, cluster).snapshot(),
+        }
 
     # -- running --------------------------------------------------------------------------------
     def execution_input(self, account: AccountSpec, cluster: ClusterSpec) -> dict[str, Any]:
@@ -165,11 +180,21 @@ class Simulation(contextlib.AbstractContextManager["Simulation"]):
     def run_cluster(self, account: AccountSpec, cluster: ClusterSpec) -> ClusterRun:
         before = self.cluster_state(account, cluster)
         execution_input = self.execution_input(account, cluster)
+        first_call = len(self.faults.calls)
         result = self.engine.run(
             "cluster_upgrade", execution_name(self.scenario, account, cluster), execution_input
         )
         run = ClusterRun(account, cluster, execution_input, result, before)
         run.after = self.cluster_state(account, cluster)
+        calls = self.faults.calls[first_call:]
+        run.invariants = {
+            **self.world(account, cluster).invariants(),
+            "mutatingCalls": [
+                {"step": c.step, "call": f"{c.service}:{c.operation}", "at": round(c.at, 3)}
+                for c in calls
+                if c.mutating and not c.throttled
+            ],
+        }
         return run
 
     def run_fleet(self) -> list[ClusterRun]:

@@ -124,8 +124,14 @@ def test_demo_report_has_the_documented_shape(demo):
         assert cluster.keys() >= CLUSTER_KEYS
         assert cluster["status"] in STATUSES
         assert (cluster["fromVersion"], cluster["toVersion"]) == ("1.23", "1.24")
-        assert cluster["before"] == {"version": "1.23", "status": "ACTIVE"}
-        assert set(cluster["after"]) == {"version", "status"}
+        assert (cluster["before"]["version"], cluster["before"]["status"]) == ("1.23", "ACTIVE")
+        assert set(cluster["after"]) == {"version", "status", "nodegroups", "kubernetes"}
+        assert cluster["invariants"].keys() == {
+            "podsLost",
+            "pdbViolations",
+            "unexpectedDeletions",
+            "mutatingCalls",
+        }
     # And the totals are the sums of the clusters'
     clusters = report["clusters"]
     assert report["summary"] == {
@@ -150,7 +156,7 @@ def test_demo_upgrades_the_healthy_clusters_to_1_24(demo, name):
     # When the demo has run / Then each healthy cluster SUCCEEDED and is ACTIVE on 1.24
     cluster = demo.cluster(name)
     assert cluster["status"] == "SUCCEEDED"
-    assert cluster["after"] == {"version": "1.24", "status": "ACTIVE"}
+    assert (cluster["after"]["version"], cluster["after"]["status"]) == ("1.24", "ACTIVE")
     assert "failure" not in cluster
 
 
@@ -165,7 +171,7 @@ def test_demo_reports_the_ip_starved_cluster_failed_with_eks_error_details(demo)
     assert failure["error"] == "ControlPlaneUpdateFailed"
     assert [e["errorCode"] for e in failure["details"]["errors"]] == ["IpNotAvailable"]
     assert failure["details"]["status"] == "Failed"
-    assert cluster["after"] == {"version": "1.23", "status": "ACTIVE"}
+    assert (cluster["after"]["version"], cluster["after"]["status"]) == ("1.23", "ACTIVE")
 
 
 def test_demo_makes_exactly_one_update_call_per_cluster(demo):
@@ -205,7 +211,7 @@ def test_simulate_exits_0_when_every_cluster_succeeds(succeeding):
         "eu-central-1",
         "SUCCEEDED",
     )
-    assert cluster["after"] == {"version": "1.24", "status": "ACTIVE"}
+    assert (cluster["after"]["version"], cluster["after"]["status"]) == ("1.24", "ACTIVE")
     assert (succeeding.out / "lambda.log").is_file()
 
 
@@ -218,7 +224,7 @@ def test_simulate_exits_1_when_a_cluster_fails(failing):
     assert (cluster["status"], cluster["fromVersion"], cluster["toVersion"]) == ("FAILED", "1.25", "1.26")
     assert cluster["failure"]["error"] == "ControlPlaneUpdateFailed"
     assert [e["errorCode"] for e in cluster["failure"]["details"]["errors"]] == ["SubnetNotFound"]
-    assert cluster["after"] == {"version": "1.25", "status": "ACTIVE"}
+    assert (cluster["after"]["version"], cluster["after"]["status"]) == ("1.25", "ACTIVE")
     assert [m["call"] for m in failing.report["awsCalls"]["mutatingCalls"]] == ["eks:UpdateClusterVersion"]
     assert "=> FAILED: ControlPlaneUpdateFailed" in failing.stdout
 
@@ -245,3 +251,24 @@ def test_a_bad_scenario_exits_2_with_the_reason_on_stderr_and_no_report(tmp_path
     assert names in captured.err
     assert captured.out == ""
     assert not out.exists()
+
+
+def test_demo_report_shows_the_world_before_and_after_with_real_invariants(demo):
+    # When the demo has run (control plane only: node groups untouched)
+    report = demo.report
+    cluster = demo.cluster("platform-tools")
+
+    # Then the Kubernetes world is in the report: Docker-runtime 1.23 nodes, every pod Running
+    nodes = cluster["before"]["kubernetes"]["nodes"]
+    assert nodes["total"] == 4
+    assert set(nodes["byContainerRuntime"]) == {"docker://20.10.25"}
+    assert cluster["before"]["nodegroups"]["ci-runners"]["status"] == "ACTIVE"
+    pods = cluster["after"]["kubernetes"]["pods"]
+    assert pods["byPhase"] == {"Running": pods["total"]}
+    # the fluentd DaemonSet does not tolerate the ci-runners taint: one pod per system node only
+    assert cluster["after"]["kubernetes"]["version"].startswith("v1.24")
+    # And the invariants are measured, not assumed: nothing lost, violated or deleted
+    assert report["invariants"]["podsLost"] == 0
+    assert report["invariants"]["pdbViolations"] == 0
+    assert report["invariants"]["unexpectedDeletions"] == 0
+    assert len(report["invariants"]["mutatingCalls"]) == len(DEMO_CLUSTERS)
