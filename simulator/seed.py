@@ -15,7 +15,7 @@ import boto3
 
 from simulator import eks_catalog
 from simulator.clock import VirtualClock
-from simulator.eks import EksSimulation, NodegroupFaults
+from simulator.eks import EksSimulation, NodegroupFaults, instance_id
 from simulator.engine import ORCHESTRATOR_REGION
 from simulator.faults import AwsFaults
 from simulator.kube.world import KubeWorld
@@ -222,7 +222,7 @@ class FleetSeeder:
         world.register_nodes(
             nodegroup.name,
             [
-                eks_catalog.instance_id(account.id, region, cluster.name, nodegroup.name, 0, i)
+                instance_id(account.id, region, cluster.name, nodegroup.name, 0, i)
                 for i in range(nodegroup.desired_size)
             ],
             kubelet_version=eks_catalog.kubelet_version(version),
