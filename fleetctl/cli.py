@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from fleetctl import scan
-from simulator.report import build_report, write_report
+from simulator.report import build_report, finding_line, write_report
 from simulator.scenario import Scenario, ScenarioError, load_scenario
 from simulator.simulation import ClusterRun, Simulation
 
@@ -34,6 +34,15 @@ def _print_run(run: ClusterRun, out: object) -> None:
     if failure:
         line += f": {failure['error']}: {failure['message']}"
     print(line, file=out)  # type: ignore[arg-type]
+    if run.status == "BLOCKED" and failure:
+        print("      blocking findings (rule, object: field = value):", file=out)  # type: ignore[arg-type]
+        findings = (run.readiness or {}).get("blockingFindings") or failure["details"].get("blocking", [])
+        for finding in findings:
+            if not finding.get("acknowledged"):
+                print(f"      - {finding_line(finding)}", file=out)  # type: ignore[arg-type]
+        report = failure["details"].get("report") or {}
+        if report:
+            print(f"      report: s3://{report['bucket']}/{report['markdownKey']}", file=out)  # type: ignore[arg-type]
 
 
 def simulate(scenario_path: Path, out_dir: Path, check_expectations: bool = False) -> int:
@@ -55,7 +64,8 @@ def simulate(scenario_path: Path, out_dir: Path, check_expectations: bool = Fals
     json_path, md_path = write_report(report, out_dir)
     summary, cost = report["summary"], report["cost"]
     print(
-        f"\n{summary['total']} cluster(s): {summary['succeeded']} succeeded, {summary['failed']} failed. "
+        f"\n{summary['total']} cluster(s): {summary['succeeded']} succeeded, {summary['failed']} failed, "
+        f"{summary['blocked']} blocked. "
         f"Virtual time {report['virtualDurationSeconds']:.0f} s, {cost['stateTransitions']} state transitions, "
         f"{cost['lambdaInvocations']} Lambda invocations, {report['awsCalls']['throttled']} throttled AWS calls; "
         f"wall time {time.perf_counter() - wall:.1f} s.\nReport: {json_path} and {md_path}"
@@ -66,7 +76,7 @@ def simulate(scenario_path: Path, out_dir: Path, check_expectations: bool = Fals
 
 
 def _check_expectations(scenario: Scenario, report: dict[str, Any]) -> int:
-    """The demo scenario fails one cluster on purpose: succeed when every outcome is the expected one."""
+    """The demo fails one cluster and blocks another on purpose: succeed when every outcome is the expected one."""
     outcomes = {(c["account"], c["region"], c["name"]): c["status"] for c in report["clusters"]}
     wrong = [
         f"{cluster.name}: expected {cluster.expect or 'SUCCEEDED'}, got {outcomes[(account.id, cluster.region, cluster.name)]}"

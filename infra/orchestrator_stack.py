@@ -80,6 +80,10 @@ class OrchestratorStack(Stack):
                 description=f"Role of the {step.name} step (trusted by the target role: {step.assumes_target_role})",
             )
 
+        for step in STEPS:
+            if step.writes_reports:
+                self.run_data.grant_report_writes(self.steps[step.name].role)
+
         functions_by_arn_variable = {step.arn_variable: self.steps[step.name].function for step in STEPS}
         self.workflows: dict[str, Workflow] = {}
         for definition in load_definitions() if definitions is None else definitions:
@@ -99,7 +103,7 @@ class OrchestratorStack(Stack):
                 description=f"State machine of statemachines/{definition.path.name}",
             )
 
-    # Data stores for later steps (no step uses them yet, so none is granted to any role).
+    # Data stores: granted narrowly, per catalog flag (writes_reports), above; the rest for later steps.
     @property
     def run_table(self) -> dynamodb.ITable:
         return self.run_data.table

@@ -86,7 +86,7 @@ class TargetAccountStack(Stack):
                 )
             else:
                 reason = f"{', '.join(group.actions)}: read-only, on EKS resources of the configured regions."
-            add(f"ReadEks{index}", group.actions, group.resources, reason)
+            add(f"Read{index}", group.actions, group.resources, reason)
         for index, group in enumerate(scoped_mutations(TARGET_MUTATING_ACTIONS, config.regions)):
             add(
                 f"UpgradeEks{index}",

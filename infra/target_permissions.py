@@ -43,6 +43,8 @@ UNSCOPED_READ_ACTIONS: frozenset[str] = frozenset(
         "eks:ListClusters",
         "eks:DescribeAddonVersions",
         "eks:DescribeClusterVersions",
+        # EC2 Describe* actions support no resource-level permissions.
+        "ec2:DescribeSubnets",
         "ec2:DescribeLaunchTemplateVersions",
     }
 )

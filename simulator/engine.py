@@ -48,6 +48,8 @@ ROOT = Path(__file__).resolve().parent.parent
 STATEMACHINE_DIR = ROOT / "statemachines"
 ORCHESTRATOR_ACCOUNT = "123456789012"  # moto's default account plays the central account
 ORCHESTRATOR_REGION = "us-east-1"
+# The orchestrator stack's reports bucket (RunData.reports_bucket): ReadinessCheck writes its reports here.
+REPORT_BUCKET_NAME = f"eks-fleet-upgrader-reports-{ORCHESTRATOR_ACCOUNT}"
 LAMBDA_RUNTIME = "python3.13"
 MOTO_CONFIG = {"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}
 
@@ -261,6 +263,7 @@ class LocalEngine:
         self.runtime = InProcessLambda(self.clock, log or io.StringIO())
         self.state_machines: dict[str, str] = {}
         self.function_arns: dict[str, str] = {}
+        self.report_bucket = REPORT_BUCKET_NAME
         self._stack = contextlib.ExitStack()
 
     def __enter__(self) -> LocalEngine:
@@ -278,8 +281,20 @@ class LocalEngine:
     def client(self, service: str) -> Any:
         return boto3.client(service, region_name=ORCHESTRATOR_REGION)
 
+    @property
+    def function_variables(self) -> dict[str, str]:
+        """Every function's environment: the caller's, plus what the stack and Lambda itself set
+        (the reports bucket; Lambda's region variables, which the central-account clients read)."""
+        return {
+            "AWS_REGION": ORCHESTRATOR_REGION,
+            "AWS_DEFAULT_REGION": ORCHESTRATOR_REGION,
+            "REPORT_BUCKET_NAME": self.report_bucket,
+            **self.function_environment,
+        }
+
     def _deploy(self) -> None:
         """Create what the CDK stack creates, as far as executing the workflows needs."""
+        self.client("s3").create_bucket(Bucket=self.report_bucket)
         iam = self.client("iam")
         role_arn = iam.create_role(RoleName="local-engine", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
         archive = io.BytesIO()
@@ -294,7 +309,7 @@ class LocalEngine:
                 Handler=step.handler,
                 Code={"ZipFile": archive.getvalue()},
                 Timeout=60,
-                Environment={"Variables": self.function_environment},
+                Environment={"Variables": self.function_variables},
             )
             self.function_arns[step.arn_variable] = created["FunctionArn"]
         sfn = self.client("stepfunctions")

@@ -93,6 +93,9 @@ class AwsFaults:
     seed: int = 7
     calls: list[RecordedCall] = field(default_factory=list)
     lost: list[tuple[str, str, float]] = field(default_factory=list)
+    # The central account: a step writing there (its run reports) keeps the orchestrator's books; it
+    # changes nothing in the fleet, so it is not a mutating call.
+    orchestrator_account: str | None = None
 
     def __post_init__(self) -> None:
         self._random = random.Random(self.seed)
@@ -177,8 +180,12 @@ class AwsFaults:
             )
         return None
 
+    def changes_the_fleet(self, call: RecordedCall) -> bool:
+        """A write that took effect in a fleet account (not throttled, not the orchestrator's own books)."""
+        return call.mutating and not call.throttled and call.account != self.orchestrator_account
+
     def mutating_calls(self) -> list[RecordedCall]:
-        return [c for c in self.calls if c.mutating and not c.throttled]
+        return [c for c in self.calls if self.changes_the_fleet(c)]
 
     def calls_to(self, *services: str) -> list[RecordedCall]:
         return [c for c in self.calls if c.service in services]

@@ -36,7 +36,43 @@ def _cluster_entry(run: ClusterRun) -> dict[str, Any]:
     failure = run.failure()
     if failure:
         entry["failure"] = failure
+    if run.readiness is not None:
+        entry["readiness"] = readiness_entry(run.readiness)
     return entry
+
+
+def readiness_entry(document: dict[str, Any]) -> dict[str, Any]:
+    """The readiness gate's verdict for one cluster, from ReadinessCheck's readiness.json."""
+    gate = document["gate"]
+    return {
+        "passed": gate["passed"],
+        "counts": document["counts"],
+        "blockingRules": gate["blockingRules"],
+        "unacknowledgedBlockingRules": gate["unacknowledgedBlockingRules"],
+        "acknowledged": [{"rule": a["rule"], "reason": a["reason"]} for a in gate["acknowledged"]],
+        "unmatchedAcknowledgments": [a["rule"] for a in gate["unmatchedAcknowledgments"]],
+        "notEvaluated": len(document["notEvaluated"]),
+        "unreadableKinds": sorted(document["inventory"]["unreadable"]),
+        "blockingFindings": document["blockingFindings"],
+        "report": document["report"],
+    }
+
+
+def finding_line(finding: dict[str, Any]) -> str:
+    """``DS001 DaemonSet logging/fluentd: spec.template.spec.volumes[0].hostPath.path = /var/run/docker.sock``"""
+    where = (
+        f"{finding['namespace']}/{finding.get('name', '')}"
+        if finding.get("namespace")
+        else finding.get("name", "")
+    )
+    line = f"{finding['rule']} {finding['kind']} {where}".rstrip()
+    if finding.get("path"):
+        line += f": {finding['path']}"
+        if finding.get("value") is not None:
+            line += f" = {finding['value']}"
+    elif finding.get("value") is not None:
+        line += f": {finding['value']}"
+    return line
 
 
 def build_report(simulation: Simulation, runs: list[ClusterRun]) -> dict[str, Any]:
@@ -118,7 +154,32 @@ def render_markdown(report: dict[str, Any]) -> str:
                 f"{', '.join(sorted(b.get('runtimes', {}))) or '-'} | {a.get('nodes', 0)} ({a.get('ready', 0)}) | "
                 f"{', '.join(sorted(a.get('runtimes', {}))) or '-'} |"
             )
-    failures = [c for c in report["clusters"] if "failure" in c]
+    scanned = [c for c in report["clusters"] if "readiness" in c]
+    if scanned:
+        lines += ["", "## Readiness gate", ""]
+        lines += ["| Cluster | Gate | Blocking | Warning | Info | Acknowledged | Not scanned | Report |"]
+        lines += ["|---|---|---|---|---|---|---|---|"]
+        for c in scanned:
+            r = c["readiness"]
+            gate = "passed" if r["passed"] else f"BLOCKED ({', '.join(r['unacknowledgedBlockingRules'])})"
+            acknowledged = ", ".join(a["rule"] for a in r["acknowledged"]) or "-"
+            lines.append(
+                f"| {c['name']} | {gate} | {r['counts']['blocking']} | {r['counts']['warning']} | "
+                f"{r['counts']['info']} | {acknowledged} | {', '.join(r['unreadableKinds']) or '-'} | "
+                f"`s3://{r['report']['bucket']}/{r['report']['markdownKey']}` |"
+            )
+    blocked = [c for c in report["clusters"] if c["status"] == "BLOCKED"]
+    if blocked:
+        lines += ["", "## Blocked by the readiness gate", ""]
+        for c in blocked:
+            r = c.get("readiness") or {}
+            lines.append(f"- **{c['name']}**: nothing was changed. Blocking findings:")
+            findings = r.get("blockingFindings") or c["failure"]["details"].get("blocking", [])
+            lines += [
+                f"  - `{finding_line(f)}`" + (" (acknowledged)" if f.get("acknowledged") else "")
+                for f in findings
+            ]
+    failures = [c for c in report["clusters"] if "failure" in c and c["status"] != "BLOCKED"]
     if failures:
         lines += ["", "## Failures", ""]
         for c in failures:

@@ -208,6 +208,11 @@ class TimingsSpec(_Model):
 
 class UpgradeSpec(_Model):
     to_version: str = Field(pattern=r"^1\.\d{2}$")
+    nodegroup_migration: dict[str, Any] | None = Field(
+        default=None,
+        description="the execution input's nodegroupMigration options (docs/nodegroup-migration.md), "
+        "given to every cluster; checked by the workflow's input schema",
+    )
 
 
 class Scenario(_Model):

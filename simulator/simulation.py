@@ -13,11 +13,14 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from botocore.exceptions import ClientError
 from upgrader.errors import UpgradeError
+from upgrader.models import ClusterRef, RunRef
+from upgrader.readiness_check import report_location
 
 from simulator.clock import VirtualClock
 from simulator.eks import EksSimulation, EksTimings, eks_extension
-from simulator.engine import ExecutionResult, LocalEngine
+from simulator.engine import ORCHESTRATOR_ACCOUNT, ExecutionResult, LocalEngine
 from simulator.faults import AwsFaults, CrashRule, LoseResponseRule, ThrottleRule, aws_faults
 from simulator.kube.apiserver import KubeApiServer, serve
 from simulator.kube.tokens import token_checker
@@ -35,10 +38,15 @@ class ClusterRun:
     before: dict[str, Any]
     after: dict[str, Any] = field(default_factory=dict)
     invariants: dict[str, Any] = field(default_factory=dict)
+    # ReadinessCheck's full report (readiness.json from the reports bucket), when the scan ran.
+    readiness: dict[str, Any] | None = None
 
     @property
     def status(self) -> str:
-        return "SUCCEEDED" if self.result.status == "SUCCEEDED" else "FAILED"
+        if self.result.status == "SUCCEEDED":
+            return "SUCCEEDED"
+        # The readiness gate stopped the cluster before anything changed: blocked, not failed.
+        return "BLOCKED" if self.result.error == "ReadinessBlocked" else "FAILED"
 
     def failure(self) -> dict[str, Any] | None:
         if self.result.status == "SUCCEEDED":
@@ -85,6 +93,7 @@ class Simulation(contextlib.AbstractContextManager["Simulation"]):
             throttles=[ThrottleRule(**t.model_dump()) for t in scenario.faults.throttle],
             lost_responses=[LoseResponseRule(**r.model_dump()) for r in scenario.faults.lose_response],
             crashes=[CrashRule(**c.model_dump()) for c in scenario.faults.crash_step],
+            orchestrator_account=ORCHESTRATOR_ACCOUNT,
         )
         self.engine = LocalEngine(
             clock=self.clock,
@@ -170,16 +179,25 @@ class Simulation(contextlib.AbstractContextManager["Simulation"]):
         }
 
     # -- running --------------------------------------------------------------------------------
-    def execution_input(self, account: AccountSpec, cluster: ClusterSpec) -> dict[str, Any]:
-        return {
+    def execution_input(
+        self, account: AccountSpec, cluster: ClusterSpec, acknowledge: list[dict[str, str]] | None = None
+    ) -> dict[str, Any]:
+        request: dict[str, Any] = {
             "cluster": {"accountId": account.id, "region": cluster.region, "name": cluster.name},
             "fromVersion": cluster.version,
             "toVersion": self.scenario.upgrade.to_version,
         }
+        if acknowledge:
+            request["acknowledge"] = list(acknowledge)
+        return request
 
-    def run_cluster(self, account: AccountSpec, cluster: ClusterSpec) -> ClusterRun:
+    def run_cluster(
+        self, account: AccountSpec, cluster: ClusterSpec, acknowledge: list[dict[str, str]] | None = None
+    ) -> ClusterRun:
+        """One execution of the cluster workflow; ``acknowledge`` goes into the input as an operator
+        would put it (``[{"rule": "DS001", "reason": "..."}]``)."""
         before = self.cluster_state(account, cluster)
-        execution_input = self.execution_input(account, cluster)
+        execution_input = self.execution_input(account, cluster, acknowledge)
         first_call = len(self.faults.calls)
         result = self.engine.run(
             "cluster_upgrade", execution_name(self.scenario, account, cluster), execution_input
@@ -192,10 +210,29 @@ class Simulation(contextlib.AbstractContextManager["Simulation"]):
             "mutatingCalls": [
                 {"step": c.step, "call": f"{c.service}:{c.operation}", "at": round(c.at, 3)}
                 for c in calls
-                if c.mutating and not c.throttled
+                if self.faults.changes_the_fleet(c)
             ],
         }
+        run.readiness = self.readiness_report(account, cluster, result)
         return run
+
+    def readiness_report(
+        self, account: AccountSpec, cluster: ClusterSpec, result: ExecutionResult
+    ) -> dict[str, Any] | None:
+        """The readiness.json ReadinessCheck wrote for this execution, or None if the scan did not run."""
+        location = report_location(
+            self.engine.report_bucket,
+            RunRef(execution_id=result.arn, execution_name=result.name),
+            ClusterRef(account_id=account.id, region=cluster.region, name=cluster.name),
+        )
+        try:
+            body = self.engine.client("s3").get_object(Bucket=location.bucket, Key=location.json_key)["Body"]
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+                return None
+            raise
+        document: dict[str, Any] = json.loads(body.read())
+        return document
 
     def run_fleet(self) -> list[ClusterRun]:
         return [self.run_cluster(account, cluster) for account, cluster in self.scenario.clusters()]

@@ -1,14 +1,31 @@
-"""In-memory fakes of the gateway interfaces. tests/integration/test_eks_contract.py runs the same
-contract against each fake and its real gateway (on moto + the simulator), so they cannot drift."""
+"""In-memory fakes of the gateway interfaces. tests/integration/test_eks_contract.py,
+test_ec2_contract.py and test_kubernetes_contract.py run the same contract against each fake and its
+real gateway (on moto + the simulator), so they cannot drift."""
 
 from __future__ import annotations
 
+import base64
+import copy
 import itertools
+import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from upgrader.errors import ClusterNotFound, UnexpectedAwsError, UpdateAlreadyInProgress
-from upgrader.gateways.eks import ClusterInfo, UpdateInfo
+from upgrader.errors import (
+    AwsResourceNotFound,
+    ClusterNotFound,
+    KubernetesAccessDenied,
+    TransientKubernetesError,
+    UnexpectedAwsError,
+    UpdateAlreadyInProgress,
+)
+from upgrader.gateways.ec2 import decode_user_data
+from upgrader.gateways.eks import READINESS_CATEGORY, ClusterInfo, UpdateInfo
+from upgrader.gateways.kubernetes import LIST_PAGE_SIZE, LISTABLE_KINDS, ListOutcome, clean_listed_object
+
+FAKE_ACCOUNT = "111111111111"
+FAKE_REGION = "eu-west-1"
 
 
 @dataclass
@@ -16,6 +33,10 @@ class _FakeCluster:
     version: str
     status: str = "ACTIVE"
     updates: list[UpdateInfo] = field(default_factory=list)
+    subnet_ids: tuple[str, ...] = ("subnet-1", "subnet-2")
+    nodegroups: dict[str, dict[str, Any]] = field(default_factory=dict)
+    addons: dict[str, dict[str, Any]] = field(default_factory=dict)
+    insights: list[dict[str, Any]] = field(default_factory=list)
 
 
 class FakeEksGateway:
@@ -26,6 +47,18 @@ class FakeEksGateway:
         self.tokens: dict[tuple[str, str], str] = {}
         self.calls: list[tuple[str, Any]] = []
         self._ids = (f"update-{n}" for n in itertools.count(1))
+        # add-on -> (version, Kubernetes versions it supports, default for them)
+        self.addon_catalog: dict[str, list[tuple[str, tuple[str, ...], bool]]] = {
+            "vpc-cni": [("v1.12.6-eksbuild.2", ("1.23", "1.24", "1.25"), True)],
+            "coredns": [
+                ("v1.8.7-eksbuild.4", ("1.23",), True),
+                ("v1.9.3-eksbuild.7", ("1.24", "1.25"), True),
+            ],
+            "kube-proxy": [
+                ("v1.23.16-eksbuild.2", ("1.23",), True),
+                ("v1.24.10-eksbuild.2", ("1.24",), True),
+            ],
+        }
 
     def add_cluster(self, name: str, version: str, status: str = "ACTIVE") -> None:
         self.clusters[name] = _FakeCluster(version=version, status=status)
@@ -38,8 +71,28 @@ class FakeEksGateway:
     def describe_cluster(self, name: str) -> ClusterInfo:
         self.calls.append(("describe_cluster", name))
         cluster = self._cluster(name)
+        endpoint = f"https://{name.lower()}.gr7.{FAKE_REGION}.eks.amazonaws.com"
+        authority = base64.b64encode(
+            b"-----BEGIN CERTIFICATE-----\nfake\n-----END CERTIFICATE-----\n"
+        ).decode()
         return ClusterInfo(
-            name=name, version=cluster.version, status=cluster.status, platform_version="eks.1"
+            name=name,
+            version=cluster.version,
+            status=cluster.status,
+            platform_version="eks.1",
+            endpoint=endpoint,
+            certificate_authority=authority,
+            subnet_ids=cluster.subnet_ids,
+            raw={
+                "name": name,
+                "arn": f"arn:aws:eks:{FAKE_REGION}:{FAKE_ACCOUNT}:cluster/{name}",
+                "version": cluster.version,
+                "status": cluster.status,
+                "platformVersion": "eks.1",
+                "endpoint": endpoint,
+                "certificateAuthority": {"data": authority},
+                "resourcesVpcConfig": {"subnetIds": list(cluster.subnet_ids)},
+            },
         )
 
     def list_updates(self, name: str) -> list[str]:
@@ -68,7 +121,122 @@ class FakeEksGateway:
         self.tokens[(name, client_request_token)] = update.id
         return update
 
+    # -- readiness facts ------------------------------------------------------------------------
+    def list_nodegroups(self, cluster: str) -> list[str]:
+        self.calls.append(("list_nodegroups", cluster))
+        return sorted(self._cluster(cluster).nodegroups)
+
+    def describe_nodegroup(self, cluster: str, nodegroup: str) -> dict[str, Any]:
+        self.calls.append(("describe_nodegroup", nodegroup))
+        found = self._cluster(cluster).nodegroups.get(nodegroup)
+        if found is None:
+            raise AwsResourceNotFound(
+                f"nodegroup {nodegroup} not found", resourceType="nodegroup", resourceName=nodegroup
+            )
+        return copy.deepcopy(found)
+
+    def list_addons(self, cluster: str) -> list[str]:
+        self.calls.append(("list_addons", cluster))
+        return sorted(self._cluster(cluster).addons)
+
+    def describe_addon(self, cluster: str, addon: str) -> dict[str, Any]:
+        self.calls.append(("describe_addon", addon))
+        found = self._cluster(cluster).addons.get(addon)
+        if found is None:
+            raise AwsResourceNotFound(f"addon {addon} not found", resourceType="addon", resourceName=addon)
+        return copy.deepcopy(found)
+
+    def describe_addon_versions(self, addon: str, kubernetes_version: str) -> list[dict[str, Any]]:
+        self.calls.append(("describe_addon_versions", (addon, kubernetes_version)))
+        versions = [
+            {
+                "addonVersion": version,
+                "compatibilities": [
+                    {
+                        "clusterVersion": kubernetes_version,
+                        "platformVersions": ["*"],
+                        "defaultVersion": default,
+                    }
+                ],
+            }
+            for version, clusters, default in self.addon_catalog.get(addon, [])
+            if kubernetes_version in clusters
+        ]
+        return [{"addonName": addon, "addonVersions": versions}] if versions else []
+
+    def list_insights(self, cluster: str, kubernetes_version: str) -> list[dict[str, Any]]:
+        self.calls.append(("list_insights", (cluster, kubernetes_version)))
+        summary_fields = ("id", "name", "category", "kubernetesVersion", "insightStatus")
+        return [
+            {k: copy.deepcopy(i[k]) for k in summary_fields}
+            for i in self._cluster(cluster).insights
+            if i["category"] == READINESS_CATEGORY and i["kubernetesVersion"] == kubernetes_version
+        ]
+
+    def describe_insight(self, cluster: str, insight_id: str) -> dict[str, Any]:
+        self.calls.append(("describe_insight", insight_id))
+        for insight in self._cluster(cluster).insights:
+            if insight["id"] == insight_id:
+                return copy.deepcopy(insight)
+        raise AwsResourceNotFound(
+            f"insight {insight_id} not found", resourceType="insight", resourceName=insight_id
+        )
+
     # -- test controls --------------------------------------------------------------------------
+
+    def add_nodegroup(
+        self,
+        cluster: str,
+        name: str,
+        *,
+        version: str | None = None,
+        launch_template: dict[str, str] | None = None,
+        ami_type: str = "AL2_x86_64",
+    ) -> None:
+        group: dict[str, Any] = {
+            "nodegroupName": name,
+            "clusterName": cluster,
+            "version": version or self._cluster(cluster).version,
+            "status": "ACTIVE",
+            "amiType": "CUSTOM" if launch_template and "imageId" in launch_template else ami_type,
+            "scalingConfig": {"minSize": 2, "maxSize": 2, "desiredSize": 2},
+        }
+        if launch_template:
+            group["launchTemplate"] = {k: v for k, v in launch_template.items() if k != "imageId"}
+        self._cluster(cluster).nodegroups[name] = group
+
+    def add_addon(self, cluster: str, name: str, version: str | None = None) -> None:
+        default = next(
+            (
+                v
+                for v, clusters, _ in self.addon_catalog.get(name, [])
+                if self._cluster(cluster).version in clusters
+            ),
+            "v0",
+        )
+        self._cluster(cluster).addons[name] = {
+            "addonName": name,
+            "clusterName": cluster,
+            "addonVersion": version or default,
+            "status": "ACTIVE",
+        }
+
+    def add_insight(self, cluster: str, name: str, status: str, kubernetes_version: str, **extra: Any) -> str:
+        insight_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{cluster}/{name}"))
+        self._cluster(cluster).insights.append(
+            {
+                "id": insight_id,
+                "name": name,
+                "category": READINESS_CATEGORY,
+                "kubernetesVersion": kubernetes_version,
+                "insightStatus": {"status": status, "reason": extra.pop("reason", f"{name} is {status}")},
+                "recommendation": extra.pop("recommendation", f"Fix {name}."),
+                "additionalInfo": extra.pop("additionalInfo", {}),
+                **extra,
+            }
+        )
+        return insight_id
+
     def finish(self, name: str, update_id: str, status: str = "Successful", errors: tuple = ()) -> None:
         cluster = self._cluster(name)
         for index, update in enumerate(cluster.updates):
@@ -80,3 +248,171 @@ class FakeEksGateway:
 
     def mutating_calls(self) -> list[tuple[str, Any]]:
         return [c for c in self.calls if c[0] == "update_cluster_version"]
+
+
+class FakeEc2Gateway:
+    """Subnets with their free addresses, launch templates with user data per version."""
+
+    def __init__(self) -> None:
+        self.subnets: dict[str, int] = {}  # subnet id -> AvailableIpAddressCount
+        self.templates: dict[str, dict[str, Any]] = {}  # id -> {"name", "default", "versions": {n: data}}
+        self.calls: list[tuple[str, Any]] = []
+
+    def add_subnet(self, subnet_id: str, free: int) -> None:
+        self.subnets[subnet_id] = free
+
+    def add_launch_template(self, name: str, user_data: str | None, *, versions: int = 1) -> dict[str, str]:
+        template_id = f"lt-{len(self.templates) + 1:017x}"
+        encoded = base64.b64encode(user_data.encode()).decode() if user_data is not None else None
+        self.templates[template_id] = {
+            "name": name,
+            "default": "1",
+            "versions": {str(n): encoded for n in range(1, versions + 1)},
+        }
+        return {"id": template_id, "name": name, "version": str(versions)}
+
+    def describe_subnets(self, subnet_ids: Sequence[str]) -> list[dict[str, Any]]:
+        self.calls.append(("describe_subnets", tuple(subnet_ids)))
+        missing = [s for s in subnet_ids if s not in self.subnets]
+        if missing:
+            raise AwsResourceNotFound(
+                f"subnet {missing[0]} not found", resourceType="subnet", resourceName=",".join(missing)
+            )
+        return [{"SubnetId": s, "AvailableIpAddressCount": self.subnets[s]} for s in subnet_ids]
+
+    def launch_template_user_data(
+        self, *, template_id: str | None, template_name: str | None, version: str | None
+    ) -> str | None:
+        self.calls.append(("launch_template_user_data", (template_id, template_name, version)))
+        found = self.templates.get(template_id or "") or next(
+            (t for t in self.templates.values() if t["name"] == template_name), None
+        )
+        if found is None:
+            raise AwsResourceNotFound(
+                "launch template not found", resourceType="launch template", resourceName=str(template_id)
+            )
+        versions = found["versions"]
+        wanted = {
+            None: found["default"],
+            "$Default": found["default"],
+            "$Latest": max(versions, key=int),
+        }.get(version, version)
+        if wanted not in versions:
+            raise AwsResourceNotFound(
+                f"version {version} not found", resourceType="launch template", resourceName=str(template_id)
+            )
+        data = versions[wanted]
+        return decode_user_data(data) if data else None
+
+
+class FakeKubernetesGateway:
+    """A cluster's objects by kind, listed the way the real gateway lists them (one paginated list per
+    kind; list items become standalone objects; secret values dropped)."""
+
+    def __init__(self, *, page_size: int = LIST_PAGE_SIZE, keep_secret_values: bool = False) -> None:
+        self.page_size = page_size
+        self.keep_secret_values = keep_secret_values  # a careless gateway, to test the domain's own guard
+        self.objects: dict[str, list[dict[str, Any]]] = {}
+        self.forbidden: dict[str, str] = {}
+        self.not_served: set[str] = set()
+        self.expiring: dict[str, int] = {}
+        self.token_refused = False
+        self.calls: list[str] = []
+        self.pages: list[str] = []  # one entry per page served, like the API server's request log
+
+    # -- test controls --------------------------------------------------------------------------
+    def add(self, *manifests: dict[str, Any]) -> None:
+        for manifest in manifests:
+            self.objects.setdefault(manifest["kind"], []).append(copy.deepcopy(manifest))
+
+    def forbid(self, kind: str, user: str = "eks-fleet-upgrader") -> None:
+        plural = _PLURALS[kind]
+        group = LISTABLE_KINDS[kind].api_version.rpartition("/")[0]
+        qualified = f"{plural}.{group}" if group else plural
+        self.forbidden[kind] = (
+            f'403 Forbidden: {qualified} is forbidden: User "{user}" cannot list resource "{plural}" '
+            f'in API group "{group}" at the cluster scope'
+        )
+
+    def stop_serving(self, kind: str) -> None:
+        self.not_served.add(kind)
+
+    def expire_continue(self, kind: str, times: int = 1) -> None:
+        self.expiring[kind] = self.expiring.get(kind, 0) + times
+
+    def refuse_token(self) -> None:
+        self.token_refused = True
+
+    # -- the contract ---------------------------------------------------------------------------
+    def list_objects(self, kind: str) -> ListOutcome:
+        spec = LISTABLE_KINDS.get(kind)
+        if spec is None:
+            raise ValueError(f"kind {kind!r} is not listable")
+        self.calls.append(kind)
+        if self.token_refused:
+            raise KubernetesAccessDenied(f"list {kind}: 401", httpStatus=401)
+        if kind in self.forbidden:
+            self.pages.append(kind)
+            return ListOutcome(kind, unreadable=self.forbidden[kind])
+        if kind in self.not_served:
+            self.pages.append(kind)
+            return ListOutcome(
+                kind, unreadable="404 NotFound: the server could not find the requested resource"
+            )
+        items = sorted(
+            self.objects.get(kind, []),
+            key=lambda o: (o["metadata"].get("namespace", ""), o["metadata"]["name"]),
+        )
+        pages = max(1, -(-len(items) // self.page_size))
+        restarted = False
+        if pages > 1 and self.expiring.get(kind):
+            self.pages.extend([kind] * 2)  # the first page, then the continue that answered 410
+            self.expiring[kind] -= 1
+            restarted = True
+            if self.expiring[kind]:
+                self.expiring[kind] -= 1
+                self.pages.extend([kind] * 2)
+                raise TransientKubernetesError(
+                    f"list {kind}: the continue token expired twice", httpStatus=410
+                )
+        self.pages.extend([kind] * pages)
+        if self.keep_secret_values:
+            listed = [{"apiVersion": spec.api_version, **copy.deepcopy(o)} for o in items]
+        else:
+            listed = [clean_listed_object(spec, copy.deepcopy(o)) for o in items]
+        return ListOutcome(kind, tuple(listed), restarted=restarted)
+
+
+_PLURALS = {
+    "Namespace": "namespaces",
+    "Node": "nodes",
+    "Pod": "pods",
+    "ReplicationController": "replicationcontrollers",
+    "ConfigMap": "configmaps",
+    "ServiceAccount": "serviceaccounts",
+    "Secret": "secrets",
+    "Deployment": "deployments",
+    "ReplicaSet": "replicasets",
+    "StatefulSet": "statefulsets",
+    "DaemonSet": "daemonsets",
+    "Job": "jobs",
+    "CronJob": "cronjobs",
+    "PodDisruptionBudget": "poddisruptionbudgets",
+    "HorizontalPodAutoscaler": "horizontalpodautoscalers",
+}
+
+
+class FakeReportStore:
+    def __init__(self, bucket: str = "reports-bucket") -> None:
+        self._bucket = bucket
+        self.objects: dict[str, tuple[bytes, str]] = {}
+
+    @property
+    def bucket(self) -> str:
+        return self._bucket
+
+    def put(self, key: str, body: bytes, content_type: str) -> None:
+        self.objects[key] = (body, content_type)
+
+    def text(self, key: str) -> str:
+        return self.objects[key][0].decode()

@@ -16,6 +16,7 @@ class StepSpec:
     package: str  # directory under functions/ holding handler.py
     description: str
     assumes_target_role: bool  # needs sts:AssumeRole into fleet accounts
+    writes_reports: bool = False  # puts its report under reports/ in the orchestrator's reports bucket
 
     @property
     def handler(self) -> str:
@@ -42,6 +43,14 @@ STEPS: tuple[StepSpec, ...] = (
         assumes_target_role=True,
     ),
     StepSpec(
+        name="ReadinessCheck",
+        package="readiness_check",
+        description="Scans the cluster (Kubernetes objects, EKS and EC2 facts) with the readiness rules; "
+        "blocking findings the input did not acknowledge stop the cluster before any change.",
+        assumes_target_role=True,
+        writes_reports=True,
+    ),
+    StepSpec(
         name="StartControlPlaneUpdate",
         package="start_control_plane_update",
         description="Starts (or adopts) the one-minor control plane version update.",
@@ -65,5 +74,14 @@ TARGET_READ_ACTIONS: tuple[str, ...] = (
     "eks:DescribeUpdate",
     "eks:ListNodegroups",
     "eks:DescribeNodegroup",
+    # ReadinessCheck: add-ons and their versions for the target, upgrade insights, free IPs of the
+    # cluster's subnets, node groups' launch template user data.
+    "eks:ListAddons",
+    "eks:DescribeAddon",
+    "eks:DescribeAddonVersions",
+    "eks:ListInsights",
+    "eks:DescribeInsight",
+    "ec2:DescribeSubnets",
+    "ec2:DescribeLaunchTemplateVersions",
 )
 TARGET_MUTATING_ACTIONS: tuple[str, ...] = ("eks:UpdateClusterVersion",)

@@ -110,7 +110,7 @@ def poll_update(eks: EksGateway, request: PollRequest, plan: WaitPlan) -> Contro
     if update.status in ("Failed", "Cancelled"):
         raise ControlPlaneUpdateFailed(
             f"EKS reported the control plane update to {request.to_version} {update.status}; "
-            "no node group was touched",
+            "the control plane stays on its current version",
             cluster=name,
             updateId=update.id,
             status=update.status,

@@ -73,6 +73,20 @@ class ClusterNotFound(TerminalError):
     """No cluster with that name in the target account and region."""
 
 
+class AwsResourceNotFound(TerminalError):
+    """A node group, add-on, launch template, subnet or insight that no longer exists (deleted between
+    a list and a describe, or since the cluster named it). Steps that can do without it skip it."""
+
+
+class ReadinessBlocked(TerminalError):
+    """The readiness scan found blocking findings the execution input did not acknowledge; the cluster
+    was not changed. Details carry the counts, the blocking rules and objects, and the report's S3 keys."""
+
+
+class StepMisconfigured(TerminalError):
+    """The step's environment lacks a setting it needs (a deployment error, not a cluster problem)."""
+
+
 class ClusterNotActive(TerminalError):
     """The cluster is not ACTIVE (creating, updating, deleting or failed)."""
 
@@ -99,6 +113,58 @@ class ControlPlaneUpdateTimedOut(TerminalError):
 
 class UnexpectedAwsError(TerminalError):
     """An AWS error the workflow has no rule for; stopped rather than guessed at."""
+
+
+# --- node group migration (blue/green to containerd) -------------------------------------------
+class KubernetesThrottled(RetryableError):
+    """The Kubernetes API answered 429 (not a disruption budget) after the client's own retries."""
+
+
+class TransientKubernetesError(RetryableError):
+    """A 5xx, timeout or connection error from the Kubernetes API after the client's own retries."""
+
+
+class KubernetesAccessDenied(TerminalError):
+    """The cluster refused the target role's token (401) or its permissions (403)."""
+
+
+class UnexpectedKubernetesError(TerminalError):
+    """A Kubernetes API answer the workflow has no rule for; stopped rather than guessed at."""
+
+
+class UnmigratableDockerNodes(TerminalError):
+    """Nodes running Docker that this workflow does not replace (self-managed, Karpenter...): nothing
+    was changed; the details name the nodes and who manages them."""
+
+
+class NodegroupNameTaken(TerminalError):
+    """The replacement's deterministic name belongs to a node group (or launch template) this
+    workflow did not create: it is never adopted, never modified."""
+
+
+class NodeImageNotFound(TerminalError):
+    """The public SSM parameter of the EKS-optimized AMI for the cluster's version is missing."""
+
+
+class ReplacementNodegroupNotReady(TerminalError):
+    """The replacement node group did not become ACTIVE with every node Ready on containerd by its
+    deadline (or EKS reported it failed); it was deleted and the old group left untouched."""
+
+
+class InsufficientReplacementCapacity(TerminalError):
+    """The replacement nodes cannot hold the pods the drain would evict; nothing was cordoned."""
+
+
+class DrainRefused(TerminalError):
+    """Pods kubectl drain refuses without an explicit opt-in (emptyDir data, no controller)."""
+
+
+class DrainTimedOut(TerminalError):
+    """A node did not drain by its deadline; the details name every blocking pod and its budget."""
+
+
+class NodegroupDeletionFailed(TerminalError):
+    """EKS could not delete a node group (DELETE_FAILED), or the deletion outlived its poll cap."""
 
 
 def _subclasses(cls: type) -> list[type]:

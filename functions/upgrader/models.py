@@ -34,6 +34,13 @@ class RunRef(StateModel):
     execution_name: str
 
 
+class Acknowledgment(StateModel):
+    """An operator's decision to go ahead despite every blocking finding of one readiness rule."""
+
+    rule: str = Field(pattern=r"^[A-Z]{2}\d{3}$")
+    reason: str = Field(min_length=1, max_length=1024)
+
+
 class ClusterUpgradeRequest(StateModel):
     """The validated execution input, as every later step sees it."""
 
@@ -41,6 +48,7 @@ class ClusterUpgradeRequest(StateModel):
     cluster: ClusterRef
     from_version: str
     to_version: str
+    acknowledge: tuple[Acknowledgment, ...] = ()
 
 
 class PreflightResult(StateModel):
@@ -69,3 +77,31 @@ class PollRequest(StateModel):
     cluster: ClusterRef
     to_version: str
     update: ControlPlaneUpdate
+
+
+class SeverityCounts(StateModel):
+    blocking: int = Field(default=0, ge=0)
+    warning: int = Field(default=0, ge=0)
+    info: int = Field(default=0, ge=0)
+
+
+class ReportLocation(StateModel):
+    """Where a step wrote its full report (the state carries only this pointer)."""
+
+    bucket: str
+    json_key: str
+    markdown_key: str
+
+
+class ReadinessResult(StateModel):
+    """ReadinessCheck's output when the gate lets the cluster through (a blocked gate raises
+    ReadinessBlocked instead). Small on purpose: the findings are in the S3 report."""
+
+    counts: SeverityCounts
+    blocking_rules: tuple[str, ...] = ()  # rules with blocking findings: all acknowledged, or the gate stops
+    acknowledged_rules: tuple[str, ...] = ()  # acknowledged rules that had findings
+    unmatched_acknowledgments: tuple[str, ...] = ()  # acknowledged rules without any finding
+    not_evaluated: int = Field(default=0, ge=0)  # rules that did not run for lack of a fact
+    unreadable_kinds: tuple[str, ...] = ()  # Kubernetes kinds the scan could not list (SC001)
+    objects_scanned: int = Field(default=0, ge=0)
+    report: ReportLocation

@@ -27,6 +27,8 @@ class Settings(BaseModel):
     # interval everywhere (the benchmark baseline).
     poll_strategy: Literal["adaptive", "fixed"] = "adaptive"
     fixed_poll_seconds: int = Field(default=30, ge=1)
+    # The orchestrator's reports bucket (central account): ReadinessCheck writes its reports there.
+    report_bucket_name: str = Field(default="", max_length=63)
 
     @classmethod
     def load(cls, environ: Mapping[str, str] | None = None) -> Settings:

@@ -83,3 +83,15 @@ class OperationTiming:
 
 # Observed: a control plane version update takes roughly 7 to 10 minutes.
 CONTROL_PLANE_UPDATE = OperationTiming(first_wait_seconds=420, poll_seconds=20, max_wait_seconds=3600)
+
+# Observed: a managed node group is ACTIVE with its nodes Ready 3 to 5 minutes after CreateNodegroup,
+# and gone 2 to 4 minutes after DeleteNodegroup. The create cap is the input's
+# replacementReadyTimeoutSeconds (this is its default).
+NODEGROUP_CREATE = OperationTiming(first_wait_seconds=180, poll_seconds=20, max_wait_seconds=1800)
+NODEGROUP_DELETE = OperationTiming(first_wait_seconds=120, poll_seconds=20, max_wait_seconds=1800)
+# Drain: an evicted pod's replacement is usually Ready 10 to 30 s later; a budget that says no is asked
+# again with backoff (10 s doubling, at most 60 s). The cap is the input's nodeTimeoutSeconds.
+DRAIN = OperationTiming(first_wait_seconds=15, poll_seconds=10, max_wait_seconds=900)
+DRAIN_MAX_BACKOFF_SECONDS = 60
+# Kubernetes 1.24 removed dockershim: from there on nodes run containerd without being asked to.
+DOCKERSHIM_REMOVED = KubeVersion(1, 24)

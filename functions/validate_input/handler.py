@@ -34,6 +34,14 @@ def validate_request(envelope: ValidationEnvelope) -> ClusterUpgradeRequest:
             path=error.path,
             rule=error.rule,
         ) from error
+    rules = [item["rule"] for item in envelope.input.get("acknowledge", [])]
+    repeated = sorted({rule for rule in rules if rules.count(rule) > 1})
+    if repeated:
+        raise InvalidInput(
+            f"execution input rejected: acknowledge names {', '.join(repeated)} more than once",
+            path="$.acknowledge",
+            rule="one acknowledgment per rule",
+        )
     validate_step(envelope.input["fromVersion"], envelope.input["toVersion"])
     return ClusterUpgradeRequest.model_validate(
         {

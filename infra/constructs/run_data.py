@@ -6,19 +6,21 @@
   logs bucket (SSE-S3, because S3 log delivery cannot write to SSE-KMS buckets).
 * Notifications topic (SNS): KMS, TLS only.
 
-Data stores are retained when the stack is deleted. Nothing is granted here: a step that needs one of them
-gets a grant in orchestrator_stack.py when it starts using it.
+Data stores are retained when the stack is deleted. Nothing is granted by default: a step that needs one of
+them gets a grant in orchestrator_stack.py when it starts using it, through the narrow ``grant_*`` methods here.
 """
 
 from __future__ import annotations
 
-from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import Aws, Duration, RemovalPolicy
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sns as sns
 from constructs import Construct
+
+from infra.compliance import acknowledge, wildcard_resource_findings
 
 # The account's IAM policies decide who may use the key (the usual delegation to the account), but with
 # the key-administrator and key-user actions spelled out instead of kms:*.
@@ -45,6 +47,7 @@ KEY_USAGE_ACTIONS = (
     "kms:ReEncrypt*",
     "kms:GenerateDataKey*",
 )
+REPORTS_PREFIX = "reports/"  # where steps put run reports (upgrader.readiness_check.report_location)
 
 
 class RunData(Construct):
@@ -128,3 +131,32 @@ class RunData(Construct):
             master_key=self.key,
             enforce_ssl=True,
         )
+
+    def grant_report_writes(self, role: iam.IRole) -> None:
+        """Write-only access to ``reports/`` of the reports bucket: ``s3:PutObject`` there, and the one KMS
+        action SSE-KMS needs for it (``kms:GenerateDataKey``), only through S3 and only for this bucket
+        (with an S3 Bucket Key the encryption context is the bucket ARN). No read, no delete, no listing."""
+        objects = self.reports_bucket.arn_for_objects(f"{REPORTS_PREFIX}*")
+        role.add_to_principal_policy(
+            iam.PolicyStatement(sid="WriteRunReports", actions=["s3:PutObject"], resources=[objects])
+        )
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                sid="EncryptRunReports",
+                actions=["kms:GenerateDataKey"],
+                resources=[self.key.key_arn],
+                conditions={
+                    "StringEquals": {
+                        "kms:ViaService": f"s3.{Aws.REGION}.amazonaws.com",
+                        "kms:EncryptionContext:aws:s3:arn": self.reports_bucket.bucket_arn,
+                    }
+                },
+            )
+        )
+        for finding in wildcard_resource_findings(role, [objects]):
+            acknowledge(
+                role,
+                finding,
+                "s3:PutObject on the reports/ prefix of the run reports bucket: object keys carry the execution "
+                "and cluster (reports/<execution>/<account>/<region>/<cluster>/...), unknown at deploy time.",
+            )

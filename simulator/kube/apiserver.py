@@ -5,9 +5,9 @@ the official ``kubernetes`` client with the real API's paths, semantics and ``St
 Served (``docs/kubernetes-emulator.md`` has the full list and the known gaps):
 
 * ``GET /version``;
-* core ``v1``: namespaces, nodes, pods, configmaps, replicationcontrollers; ``apps/v1``:
-  deployments, replicasets, statefulsets, daemonsets; ``batch/v1``: jobs, cronjobs; ``policy/v1``:
-  poddisruptionbudgets. Verbs: list (one namespace or all), get, create, replace, patch (merge,
+* core ``v1``: namespaces, nodes, pods, configmaps, replicationcontrollers, serviceaccounts, secrets;
+  ``apps/v1``: deployments, replicasets, statefulsets, daemonsets; ``batch/v1``: jobs, cronjobs;
+  ``policy/v1``: poddisruptionbudgets; ``autoscaling/v1``: horizontalpodautoscalers. Verbs: list (one namespace or all), get, create, replace, patch (merge,
   strategic merge, JSON patch), delete; ``POST .../pods/<name>/eviction``;
 * list ``labelSelector`` (``=``, ``==``, ``!=``, ``in``, ``notin``, ``key``, ``!key``),
   ``fieldSelector`` (``=``, ``==``, ``!=`` on the fields the real API server indexes), ``limit`` and
@@ -76,6 +76,12 @@ _METADATA_FIELDS: dict[str, Callable[[JSON], str]] = {
 }
 SNAPSHOTS_KEPT = 128  # paginated lists whose remaining pages the server can still serve
 _FAILURE_REASONS = {
+    403: ("Forbidden", "forbidden: the request is not allowed (injected)"),
+    410: (
+        "Expired",
+        "The provided continue parameter is too old to display a consistent list result. You can start a "
+        "new list without the continue parameter.",
+    ),
     429: ("TooManyRequests", "the server has received too many requests and has asked us to try again later"),
     500: ("InternalError", 'an error on the server ("injected") has prevented the request from succeeding'),
     502: ("", "bad gateway"),
@@ -215,13 +221,15 @@ class InjectedFailure:
     method: str | None = None
     path_contains: str | None = None
     retry_after: int | None = None
+    query_contains: str | None = None
 
-    def matches(self, cluster_id: str, method: str, path: str) -> bool:
+    def matches(self, cluster_id: str, method: str, path: str, query: str = "") -> bool:
         return (
             self.remaining > 0
             and cluster_id == self.cluster_id
             and self.method in (None, method)
             and (self.path_contains is None or self.path_contains in path)
+            and (self.query_contains is None or self.query_contains in query)
         )
 
 
@@ -261,6 +269,7 @@ class KubeApiServer:
         self._lock = threading.Lock()
         self._snapshots: OrderedDict[tuple[Any, ...], list[JSON]] = OrderedDict()
         self._failures: list[InjectedFailure] = []
+        self._forbidden: dict[tuple[str, str], str] = {}  # (cluster_id, plural) -> user named in the 403
         self.requests: list[ApiRequest] = []
         self.rejections: list[tuple[str, str]] = []  # (cluster_id, why the token was refused)
         self.errors: list[str] = []  # tracebacks of handler crashes (answered 500)
@@ -304,15 +313,29 @@ class KubeApiServer:
         method: str | None = None,
         path_contains: str | None = None,
         retry_after: int | None = None,
+        query_contains: str | None = None,
     ) -> None:
         """Answer the next ``times`` matching (authenticated) requests with ``code`` and a ``Status``
-        body, as an overloaded API server (or its priority-and-fairness throttling) would."""
+        body, as an overloaded API server (or its priority-and-fairness throttling) would.
+        ``query_contains="continue="`` hits only the later pages of a list (410: the snapshot expired)."""
         with self._lock:
             self._failures.append(
                 InjectedFailure(
-                    cluster_id, code, times, method and method.upper(), path_contains, retry_after
+                    cluster_id,
+                    code,
+                    times,
+                    method and method.upper(),
+                    path_contains,
+                    retry_after,
+                    query_contains,
                 )
             )
+
+    def forbid(self, cluster_id: str, plural: str, *, user: str = "eks-fleet-upgrader") -> None:
+        """RBAC without ``list`` on ``plural`` (e.g. ``"secrets"``) for the caller: listing it answers
+        403 Forbidden with the API server's message; everything else is allowed."""
+        with self._lock:
+            self._forbidden[(cluster_id, plural)] = user
 
     def requests_to(self, cluster_id: str, method: str | None = None) -> list[ApiRequest]:
         with self._lock:
@@ -366,7 +389,9 @@ class KubeApiServer:
             return _status(ApiStatus(401, "Unauthorized", "Unauthorized"))
         path = "/" + "/".join(rest)
         with self._lock:
-            failure = next((f for f in self._failures if f.matches(cluster_id, method, path)), None)
+            failure = next(
+                (f for f in self._failures if f.matches(cluster_id, method, path, query_text)), None
+            )
             if failure is not None:
                 failure.remaining -= 1
         if failure is not None:
@@ -412,6 +437,7 @@ class KubeApiServer:
             raise bad_request("watch is not supported by this emulator")
         if name is None:
             if method == "GET":
+                self._check_list_allowed(cluster_id, info, namespace)
                 return self._list(cluster_id, world, info, namespace, query)
             if method == "POST":
                 return self._create(world, info, namespace, query, body)
@@ -437,6 +463,25 @@ class KubeApiServer:
                 return _method_not_allowed(method)
             return self._evict(world, namespace or "default", name, query, body)
         return _not_found_path()
+
+    def _check_list_allowed(self, cluster_id: str, info: KindInfo, namespace: str | None) -> None:
+        with self._lock:
+            user = self._forbidden.get((cluster_id, info.plural))
+        if user is None:
+            return
+        scope = f'in the namespace "{namespace}"' if namespace else "at the cluster scope"
+        details: JSON = {"kind": info.plural}
+        if info.group:
+            details["group"] = info.group
+        raise KubeError(
+            ApiStatus(
+                403,
+                "Forbidden",
+                f'{info.qualified} is forbidden: User "{user}" cannot list resource "{info.plural}" in API '
+                f'group "{info.group}" {scope}',
+                details,
+            )
+        )
 
     def _list(
         self, cluster_id: str, world: KubeWorld, info: KindInfo, namespace: str | None, query: dict[str, str]

@@ -32,6 +32,7 @@ budgets violated by a change, deletions nobody announced (:meth:`expect_deletion
 
 from __future__ import annotations
 
+import base64
 import copy
 import hashlib
 import heapq
@@ -97,7 +98,17 @@ KINDS: dict[str, KindInfo] = {
         KindInfo("Job", "batch/v1", "jobs", True),
         KindInfo("CronJob", "batch/v1", "cronjobs", True),
         KindInfo("PodDisruptionBudget", "policy/v1", "poddisruptionbudgets", True),
+        # Stored and served as they are (no controller): what readiness scans read.
+        KindInfo("ServiceAccount", "v1", "serviceaccounts", True),
+        KindInfo("Secret", "v1", "secrets", True),
+        KindInfo("HorizontalPodAutoscaler", "autoscaling/v1", "horizontalpodautoscalers", True),
     )
+}
+# Kinds whose content is top-level fields rather than spec/status, and those fields.
+TOP_LEVEL_FIELDS: dict[str, tuple[str, ...]] = {
+    "ConfigMap": ("data", "binaryData"),
+    "Secret": ("type", "data", "immutable"),
+    "ServiceAccount": ("secrets", "imagePullSecrets", "automountServiceAccountToken"),
 }
 
 
@@ -164,6 +175,17 @@ def kind_info(kind: str) -> KindInfo:
         return KINDS[kind]
     except KeyError:
         raise ValueError(f"kind {kind!r} is not emulated; known kinds: {', '.join(KINDS)}") from None
+
+
+def _store_secret_values(obj: JSON, manifest: JSON) -> None:
+    """As the API server does: ``stringData`` is merged into ``data`` (base64) and never stored;
+    ``type`` defaults to Opaque."""
+    obj.setdefault("type", "Opaque")
+    data = dict(obj.get("data") or {})
+    for key, value in (manifest.get("stringData") or {}).items():
+        data[str(key)] = base64.b64encode(str(value).encode()).decode()
+    if data:
+        obj["data"] = data
 
 
 # -- versions -----------------------------------------------------------------------------------
@@ -743,8 +765,8 @@ class KubeWorld:
                     updated["metadata"][field] = dict(meta[field])
                 else:
                     updated["metadata"].pop(field, None)
-            if kind == "ConfigMap":
-                for field in ("data", "binaryData"):
+            if kind in TOP_LEVEL_FIELDS:
+                for field in TOP_LEVEL_FIELDS[kind]:
                     if field in patched:
                         updated[field] = patched[field]
                     else:
@@ -1108,17 +1130,21 @@ class KubeWorld:
                 obj["metadata"][field] = {str(k): str(v) for k, v in meta[field].items()}
         if meta.get("ownerReferences"):
             obj["metadata"]["ownerReferences"] = copy.deepcopy(meta["ownerReferences"])
-        if kind == "ConfigMap":
-            for field in ("data", "binaryData"):
+        if kind in TOP_LEVEL_FIELDS:
+            for field in TOP_LEVEL_FIELDS[kind]:
                 if field in manifest:
                     obj[field] = copy.deepcopy(manifest[field])
+            if kind == "Secret":
+                _store_secret_values(obj, manifest)
         elif kind == "Namespace":
             obj["metadata"].setdefault("labels", {})["kubernetes.io/metadata.name"] = name
             obj["spec"] = {"finalizers": ["kubernetes"]}
             obj["status"] = {"phase": "Active"}
         else:
             obj["spec"] = self._default_spec(info, obj, spec)
-            obj["status"] = {}
+            obj["status"] = (
+                {"currentReplicas": 0, "desiredReplicas": 0} if kind == "HorizontalPodAutoscaler" else {}
+            )
         if existing is not None:
             obj["metadata"]["generation"] = existing["metadata"].get("generation", 1) + (
                 obj.get("spec") != existing.get("spec")
@@ -1138,6 +1164,9 @@ class KubeWorld:
             return _default_pod_spec(spec)
         if info.kind == "PodDisruptionBudget":
             return spec  # policy/v1: a null selector selects no pod, an empty one every pod
+        if info.kind == "HorizontalPodAutoscaler":
+            spec.setdefault("minReplicas", 1)
+            return spec
         if info.kind == "CronJob":
             spec.setdefault("schedule", "0 * * * *")
             spec.setdefault("suspend", False)

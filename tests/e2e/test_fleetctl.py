@@ -19,8 +19,10 @@ from fleetctl.cli import DEMO_SCENARIO, main
 from simulator.scenario import load_scenario
 
 SCENARIOS = Path(__file__).resolve().parents[1] / "scenarios"
-# The demo's clusters in scenario order; the IP-starved analytics-prod is the one expected to fail.
+# The demo's clusters in scenario order; the IP-starved analytics-prod is the one expected to fail,
+# platform-tools (fluentd on the Docker socket and Docker's log format) the one the readiness gate blocks.
 DEMO_CLUSTERS = [(a.id, c.region, c.name) for a, c in load_scenario(DEMO_SCENARIO).clusters()]
+BLOCKED = "platform-tools"
 STATUSES = {"SUCCEEDED", "FAILED", "BLOCKED", "SKIPPED", "PLANNED"}
 CLUSTER_KEYS = {
     "account",
@@ -63,7 +65,7 @@ def _fleetctl(*argv: str, out: Path) -> Run:
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Run:
-    """`fleetctl demo`, run once: examples/fleets/demo.yaml (one cluster fails on purpose)."""
+    """`fleetctl demo`, run once: examples/fleets/demo.yaml (one cluster fails, one is blocked, on purpose)."""
     return _fleetctl("demo", out=tmp_path_factory.mktemp("demo") / "report")
 
 
@@ -135,9 +137,9 @@ def test_demo_report_has_the_documented_shape(demo):
     # And the totals are the sums of the clusters'
     clusters = report["clusters"]
     assert report["summary"] == {
-        "succeeded": len(DEMO_CLUSTERS) - 1,
+        "succeeded": len(DEMO_CLUSTERS) - 2,
         "failed": 1,
-        "blocked": 0,
+        "blocked": 1,
         "skipped": 0,
         "planned": 0,
         "total": len(DEMO_CLUSTERS),
@@ -147,8 +149,16 @@ def test_demo_report_has_the_documented_shape(demo):
     assert report["virtualDurationSeconds"] == pytest.approx(
         sum(c["virtualDurationSeconds"] for c in clusters)
     )
-    # And the control plane update (8 virtual minutes each) is what the virtual time is made of
-    assert all(480 <= c["virtualDurationSeconds"] < 600 for c in clusters)
+    # And the control plane update (8 virtual minutes each) is what the virtual time is made of; the
+    # blocked cluster stopped at the gate, before any wait
+    assert all(480 <= c["virtualDurationSeconds"] < 600 for c in clusters if c["name"] != BLOCKED)
+    assert demo.cluster(BLOCKED)["virtualDurationSeconds"] < 60
+    # And every cluster went through the readiness gate, with its report in the reports bucket
+    for cluster in clusters:
+        readiness = cluster["readiness"]
+        assert readiness.keys() >= {"passed", "counts", "blockingRules", "acknowledged", "report"}
+        assert readiness["report"]["jsonKey"].endswith(f"/{cluster['name']}/readiness.json")
+        assert readiness["passed"] is (cluster["name"] != BLOCKED)
 
 
 @pytest.mark.parametrize("name", ["payments-prod", "payments-staging"])
@@ -178,10 +188,12 @@ def test_demo_makes_exactly_one_update_call_per_cluster(demo):
     # When the demo has run (with EKS throttling the first two DescribeUpdate calls)
     calls = demo.report["awsCalls"]
 
-    # Then the only mutating calls are one UpdateClusterVersion per cluster, in its own account
+    # Then the only mutating calls are one UpdateClusterVersion per cluster the gate let through, in its
+    # own account (the reports the gate writes to the orchestrator's bucket change nothing in the fleet)
     assert [(m["call"], m["account"], m["region"], m["step"]) for m in calls["mutatingCalls"]] == [
         ("eks:UpdateClusterVersion", account, region, "StartControlPlaneUpdate")
-        for account, region, _ in DEMO_CLUSTERS
+        for account, region, name in DEMO_CLUSTERS
+        if name != BLOCKED
     ]
 
 
@@ -266,9 +278,42 @@ def test_demo_report_shows_the_world_before_and_after_with_real_invariants(demo)
     pods = cluster["after"]["kubernetes"]["pods"]
     assert pods["byPhase"] == {"Running": pods["total"]}
     # the fluentd DaemonSet does not tolerate the ci-runners taint: one pod per system node only
-    assert cluster["after"]["kubernetes"]["version"].startswith("v1.24")
+    # (and the readiness gate kept the control plane where it was)
+    assert cluster["after"]["kubernetes"]["version"].startswith("v1.23")
     # And the invariants are measured, not assumed: nothing lost, violated or deleted
     assert report["invariants"]["podsLost"] == 0
     assert report["invariants"]["pdbViolations"] == 0
     assert report["invariants"]["unexpectedDeletions"] == 0
-    assert len(report["invariants"]["mutatingCalls"]) == len(DEMO_CLUSTERS)
+    assert len(report["invariants"]["mutatingCalls"]) == len(DEMO_CLUSTERS) - 1
+
+
+def test_demo_blocks_platform_tools_at_the_readiness_gate_and_shows_why(demo):
+    # Given platform-tools, whose fluentd DaemonSet mounts the Docker socket and parses Docker JSON logs
+    # When the demo has run
+    cluster = demo.cluster(BLOCKED)
+
+    # Then the readiness gate BLOCKED it with DS001 and DS009, before any change
+    assert cluster["status"] == "BLOCKED"
+    assert cluster["failure"]["error"] == "ReadinessBlocked"
+    readiness = cluster["readiness"]
+    assert readiness["blockingRules"] == readiness["unacknowledgedBlockingRules"] == ["DS001", "DS009"]
+    assert readiness["counts"]["blocking"] == 2 and readiness["acknowledged"] == []
+    assert cluster["invariants"]["mutatingCalls"] == []
+    assert (cluster["after"]["version"], cluster["after"]["status"]) == ("1.23", "ACTIVE")
+    # And the blocking findings are printed and in the Markdown report, rule, object, field and value
+    ds001 = (
+        "DS001 DaemonSet logging/fluentd: spec.template.spec.volumes[0].hostPath.path = /var/run/docker.sock"
+    )
+    ds009 = 'DS009 ConfigMap logging/fluentd-config: data["fluent.conf"] = @type json'
+    assert f"- {ds001}" in demo.stdout and f"- {ds009}" in demo.stdout
+    assert "=> BLOCKED: ReadinessBlocked" in demo.stdout
+    markdown = (demo.out / "fleet-report.md").read_text()
+    assert "## Blocked by the readiness gate" in markdown
+    assert f"`{ds001}`" in markdown and f"`{ds009}`" in markdown
+    assert "| platform-tools | BLOCKED (DS001, DS009) | 2 |" in markdown
+    # And the log names the blocked cluster's step
+    records = [json.loads(line) for line in (demo.out / "lambda.log").read_text().splitlines()]
+    assert any(
+        r.get("error") == "ReadinessBlocked" and r.get("cluster") == "333333333333/us-east-1/platform-tools"
+        for r in records
+    )

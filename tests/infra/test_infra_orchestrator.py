@@ -155,9 +155,15 @@ def test_step_environment_is_what_the_settings_model_reads(synthesized, fleet_co
     settings_variables = {name.upper() for name in Settings.model_fields}
     for _, function in function_by_step(template, fleet_config).values():
         environment = function["Properties"]["Environment"]["Variables"]
-        # Then every Settings field has its variable, and the real model accepts the values
+        # Then every Settings field has its variable, and the real model accepts the values (a
+        # CloudFormation reference, the bucket name, is a string once deployed)
         assert settings_variables <= set(environment)
-        settings = Settings.load({key: environment[key] for key in settings_variables})
+        settings = Settings.load(
+            {
+                key: value if isinstance(value, str) else "resolved-at-deploy-time"
+                for key, value in ((key, environment[key]) for key in settings_variables)
+            }
+        )
         assert settings.target_role_name == fleet_config.target_role_name
         assert settings.external_id == fleet_config.external_id
         # And the Powertools variables and the data store names are there for later steps
@@ -201,13 +207,37 @@ def test_step_role_is_named_for_the_trust_and_assumes_only_the_configured_target
     )
 
 
-def test_step_roles_are_granted_nothing_on_the_data_stores_yet(synthesized, fleet_config, cfn):
+def test_only_report_writing_steps_may_write_reports_and_nothing_else_touches_the_data_stores(
+    synthesized, fleet_config, cfn
+):
     template = synthesized.orchestrator.to_json()
-    for _, function in function_by_step(template, fleet_config).values():
+    [bucket_id] = [
+        lid for lid, r in resources_of(template, "AWS::S3::Bucket").items() if "ReportsBucket" in lid
+    ]
+    [key_id] = resources_of(template, "AWS::KMS::Key")
+    writers = {step.name for step in STEPS if step.writes_reports}
+    assert writers == {"ReadinessCheck"}
+    for name, (_, function) in function_by_step(template, fleet_config).items():
         role_id = function["Properties"]["Role"]["Fn::GetAtt"][0]
-        actions = {a for s in role_statements(template, role_id) for a in cfn.as_list(s["Action"])}
-        # Then the role holds only logging, tracing and (maybe) assume-role actions
-        assert {a.split(":")[0] for a in actions} <= {"logs", "xray", "sts"}
+        statements = role_statements(template, role_id)
+        actions = {a for s in statements for a in cfn.as_list(s["Action"])}
+        # Then every role holds logging, tracing and (maybe) assume-role actions
+        others = {a for a in actions if a.split(":")[0] not in {"logs", "xray", "sts"}}
+        if name not in writers:
+            assert others == set(), name
+            continue
+        # And a report writer exactly s3:PutObject under reports/ of the reports bucket...
+        assert others == {"s3:PutObject", "kms:GenerateDataKey"}, name
+        [put] = [s for s in statements if "s3:PutObject" in cfn.as_list(s["Action"])]
+        assert put["Action"] == "s3:PutObject"
+        assert put["Resource"] == {"Fn::Join": ["", [{"Fn::GetAtt": [bucket_id, "Arn"]}, "/reports/*"]]}
+        # ...and the data key SSE-KMS needs for it, only through S3 and for that bucket
+        [kms] = [s for s in statements if "kms:GenerateDataKey" in cfn.as_list(s["Action"])]
+        assert kms["Action"] == "kms:GenerateDataKey"
+        assert kms["Resource"] == {"Fn::GetAtt": [key_id, "Arn"]}
+        conditions = kms["Condition"]["StringEquals"]
+        assert cfn.render(conditions["kms:ViaService"]) == "s3.${AWS::Region}.amazonaws.com"
+        assert conditions["kms:EncryptionContext:aws:s3:arn"] == {"Fn::GetAtt": [bucket_id, "Arn"]}
 
 
 def test_run_table_uses_string_keys_on_demand_pitr_customer_key_and_deletion_protection(synthesized):

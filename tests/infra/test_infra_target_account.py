@@ -137,3 +137,27 @@ def test_reads_iam_cannot_scope_are_the_only_ones_on_star():
     groups = scoped_reads(["eks:DescribeCluster", "eks:ListClusters"], ["us-east-1"])
     star = [g for g in groups if g.resources == ("*",)]
     assert [g.actions for g in star] == [("eks:ListClusters",)]
+
+
+def test_readiness_reads_are_scoped_as_iam_allows_and_only_unscopable_ones_use_star(synthesized, cfn):
+    statements = permission_statements(synthesized.stackset.to_json())
+
+    def resources_of(action: str) -> list[str]:
+        [statement] = [s for s in statements if action in cfn.as_list(s["Action"])]
+        return cfn.render(cfn.as_list(statement["Resource"]))
+
+    # Then the cluster-level reads name cluster ARNs of this account, add-on reads add-on ARNs
+    for action in ("eks:ListAddons", "eks:ListInsights", "eks:DescribeInsight"):
+        resources = resources_of(action)
+        assert resources and all(
+            re.fullmatch(r"arn:aws:eks:[a-z0-9-]+:\$\{AWS::AccountId\}:cluster/\*", arn) for arn in resources
+        ), action
+    assert all(arn.endswith(":addon/*/*/*") for arn in resources_of("eks:DescribeAddon"))
+    # And "*" is used exactly for the reads IAM cannot scope, nothing else
+    [star] = [s for s in statements if s["Resource"] == "*"]
+    assert sorted(cfn.as_list(star["Action"])) == [
+        "ec2:DescribeLaunchTemplateVersions",
+        "ec2:DescribeSubnets",
+        "eks:DescribeAddonVersions",
+    ]
+    assert star["Effect"] == "Allow" and "Condition" not in star

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from upgrader.errors import retryable_error_names, terminal_error_names
 
 from infra.asl import PLACEHOLDER, STEP_BY_ARN_VARIABLE, SUPPLIED_VARIABLES, definition_paths, load_definition
 from infra.paths import REPO_ROOT
@@ -117,6 +118,28 @@ def test_asl_validator_accepts_the_definition_with_arns_substituted(asl_path, tm
     )
     # Then it agrees the definition is valid
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_target_account_tasks_share_one_retry_policy_covering_every_retryable_error(asl_path):
+    # Given every Task state that runs a step assuming the target role
+    definition = load_definition(asl_path)
+    policies = {}
+    for name, state in definition.document["States"].items():
+        match = PLACEHOLDER.search(str(state.get("Resource", "")))
+        if state.get("Type") != "Task" or not match:
+            continue
+        if STEP_BY_ARN_VARIABLE[match.group(1)].assumes_target_role:
+            policies[name] = state.get("Retry", [])
+    if not policies:
+        pytest.skip("no target-account task in this definition")
+    # Then they all retry the same way (AWS and Kubernetes throttles, transient errors, Lambda's own)
+    assert len({json.dumps(retry, sort_keys=True) for retry in policies.values()}) == 1, sorted(policies)
+    retried = {error for rule in next(iter(policies.values())) for error in rule["ErrorEquals"]}
+    assert retryable_error_names() <= retried
+    assert {"Sandbox.Timedout", "Runtime.ExitError"} <= retried
+    # And no terminal error (ReadinessBlocked among them) is ever retried
+    assert not retried & terminal_error_names()
+    assert "ReadinessBlocked" in terminal_error_names()
 
 
 # --- the checker itself must be able to fail ------------------------------------------------------------

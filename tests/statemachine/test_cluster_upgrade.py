@@ -40,16 +40,19 @@ def test_happy_path_upgrades_the_control_plane_in_virtual_time():
     # First wait near the expected 8 minutes, then 20 s polls: detected exactly at 480 s.
     assert run.result.virtual_duration_seconds == 480
     states = entered(run)
-    assert states[:5] == [
+    assert states[:7] == [
         "ValidateInput",
         "Preflight",
         "ControlPlaneAlreadyAtTarget?",
+        "UpdateAlreadyUnderWay?",
+        "ReadinessCheck",
         "StartControlPlaneUpdate",
         "WaitForControlPlane",
     ]
     assert states[-1] == "Upgraded"
     assert states.count("PollControlPlaneUpdate") == 4
-    assert run.result.lambda_invocations == 7
+    assert run.result.lambda_invocations == 8
+    assert run.result.output["readiness"]["counts"]["blocking"] == 0
     assert run.result.state_transitions == len(states)
     assert [f"{c.service}:{c.operation}" for c in sim.faults.mutating_calls()] == ["eks:UpdateClusterVersion"]
 
@@ -100,7 +103,9 @@ def test_cluster_already_on_target_succeeds_without_changing_anything():
         result = sim.engine.run("cluster_upgrade", "already-there", request)
         assert result.status == "SUCCEEDED"
         assert sim.faults.mutating_calls() == []
-        assert "StartControlPlaneUpdate" not in [name for _, name in result.states()]
+        states = [name for _, name in result.states()]
+        assert "StartControlPlaneUpdate" not in states
+        assert "ReadinessCheck" not in states  # nothing will change: no gate to pass
 
 
 def test_version_mismatch_stops_before_any_change():

@@ -63,3 +63,31 @@ def test_two_minor_jump_is_refused_at_validation():
     event = load_event("cluster_upgrade_input") | {"toVersion": "1.25"}
     with pytest.raises(UnsupportedVersionStep):
         validate_request(envelope(event))
+
+
+def test_acknowledgments_reach_the_request_with_their_reasons():
+    event = load_event("cluster_upgrade_input") | {
+        "acknowledge": [{"rule": "DS001", "reason": "log agent moves to CRI logs in CHG-1234"}]
+    }
+    request = validate_request(envelope(event))
+    assert [(a.rule, a.reason) for a in request.acknowledge] == [
+        ("DS001", "log agent moves to CRI logs in CHG-1234")
+    ]
+    assert request.dump()["acknowledge"] == event["acknowledge"]
+
+
+@pytest.mark.parametrize(
+    ("acknowledge", "field"),
+    [
+        ([{"rule": "DS1", "reason": "x"}], "rule"),
+        ([{"rule": "DS001"}], "reason"),
+        ([{"rule": "DS001", "reason": ""}], "reason"),
+        ([{"rule": "DS001", "reason": "x", "until": "2025-01-01"}], "until"),
+        ([{"rule": "DS001", "reason": "a"}, {"rule": "DS001", "reason": "b"}], "DS001"),
+    ],
+)
+def test_malformed_or_repeated_acknowledgments_are_invalid_input(acknowledge, field):
+    event = load_event("cluster_upgrade_input") | {"acknowledge": acknowledge}
+    with pytest.raises(InvalidInput) as caught:
+        validate_request(envelope(event))
+    assert field in str(caught.value)

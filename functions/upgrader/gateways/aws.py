@@ -7,6 +7,7 @@ Config (standard retries, connect/read timeouts).
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import re
 from collections.abc import Iterator
@@ -29,7 +30,9 @@ from upgrader.models import ClusterRef, RunRef
 from upgrader.settings import Settings
 
 if TYPE_CHECKING:
+    from mypy_boto3_ec2 import EC2Client
     from mypy_boto3_eks import EKSClient
+    from mypy_boto3_s3 import S3Client
 
 THROTTLING_CODES = frozenset(
     {
@@ -75,6 +78,18 @@ def translate_client_error(error: ClientError, operation: str) -> UpgradeError:
     return UnexpectedAwsError(f"{operation} failed", httpStatus=status, **details)
 
 
+def json_safe(value: Any) -> Any:
+    """A botocore response in the API's JSON shape: timestamps (parsed into datetimes by botocore) back
+    to ISO 8601, ``ResponseMetadata`` dropped. Facts handed to the rule engine and reports look like this."""
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items() if k != "ResponseMetadata"}
+    if isinstance(value, list):
+        return [json_safe(v) for v in value]
+    if isinstance(value, dt.datetime | dt.date):
+        return value.isoformat()
+    return value
+
+
 @contextmanager
 def aws_errors(operation: str) -> Iterator[None]:
     """Translate botocore errors raised inside the block (ClientErrors already handled pass through)."""
@@ -106,6 +121,10 @@ class AwsSessionFactory:
             read_timeout=settings.aws_read_timeout,
             user_agent_extra="eks-fleet-upgrader",
         )
+
+    def central_s3(self) -> S3Client:
+        """S3 in the orchestrator's own account and region (the Lambda's credentials): run reports."""
+        return self._base.client("s3", config=self.config)  # type: ignore[no-any-return]
 
     def target_role_arn(self, cluster: ClusterRef) -> str:
         if cluster.role_arn:
@@ -164,3 +183,6 @@ class TargetAccount:
 
     def eks(self) -> EKSClient:
         return self.client("eks")  # type: ignore[no-any-return]
+
+    def ec2(self) -> EC2Client:
+        return self.client("ec2")  # type: ignore[no-any-return]

@@ -8,11 +8,13 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from botocore.exceptions import ClientError
 
-from upgrader.errors import ClusterNotFound, UpdateAlreadyInProgress, UpgradeError
-from upgrader.gateways.aws import aws_errors, translate_client_error
+from upgrader.errors import AwsResourceNotFound, ClusterNotFound, UpdateAlreadyInProgress, UpgradeError
+from upgrader.gateways.aws import aws_errors, json_safe, translate_client_error
 
 if TYPE_CHECKING:
     from mypy_boto3_eks import EKSClient
+
+READINESS_CATEGORY = "UPGRADE_READINESS"
 
 
 @dataclass(frozen=True)
@@ -21,6 +23,10 @@ class ClusterInfo:
     version: str
     status: str
     platform_version: str | None = None
+    endpoint: str | None = None  # the API server URL
+    certificate_authority: str | None = None  # base64 PEM, as DescribeCluster returns it
+    subnet_ids: tuple[str, ...] = ()
+    raw: dict[str, Any] = field(default_factory=dict, compare=False)  # DescribeCluster's `cluster`
 
 
 @dataclass(frozen=True)
@@ -41,6 +47,27 @@ class EksGateway(Protocol):
 
     def update_cluster_version(self, name: str, version: str, client_request_token: str) -> UpdateInfo: ...
 
+    # Facts of the readiness scan, as the EKS API returns them (dicts in the API's shape). A node group
+    # or add-on that is gone raises AwsResourceNotFound; a missing cluster ClusterNotFound.
+    def list_nodegroups(self, cluster: str) -> list[str]: ...
+
+    def describe_nodegroup(self, cluster: str, nodegroup: str) -> dict[str, Any]: ...
+
+    def list_addons(self, cluster: str) -> list[str]: ...
+
+    def describe_addon(self, cluster: str, addon: str) -> dict[str, Any]: ...
+
+    def describe_addon_versions(self, addon: str, kubernetes_version: str) -> list[dict[str, Any]]:
+        """DescribeAddonVersions' ``addons`` for one add-on, versions compatible with ``kubernetes_version``
+        only (empty when none is)."""
+        ...
+
+    def list_insights(self, cluster: str, kubernetes_version: str) -> list[dict[str, Any]]:
+        """ListInsights' ``insights``: upgrade-readiness insights for ``kubernetes_version``."""
+        ...
+
+    def describe_insight(self, cluster: str, insight_id: str) -> dict[str, Any]: ...
+
 
 def _update_info(raw: dict[str, Any]) -> UpdateInfo:
     return UpdateInfo(
@@ -56,10 +83,23 @@ class BotoEksGateway:
     def __init__(self, client: EKSClient) -> None:
         self._client = client
 
-    def _translate(self, error: ClientError, operation: str, cluster: str) -> UpgradeError:
+    def _translate(
+        self, error: ClientError, operation: str, cluster: str, resource: tuple[str, str] | None = None
+    ) -> UpgradeError:
         code = error.response.get("Error", {}).get("Code", "")
         message = error.response.get("Error", {}).get("Message", "")
         if code == "ResourceNotFoundException":
+            # Describing a node group, add-on or insight: what is missing is that resource, unless EKS
+            # says the cluster itself is gone ("No cluster found for name: ...").
+            if resource is not None and not message.startswith("No cluster"):
+                kind, name = resource
+                return AwsResourceNotFound(
+                    f"{operation}: {kind} {name} of cluster {cluster} not found",
+                    cluster=cluster,
+                    resourceType=kind,
+                    resourceName=name,
+                    awsMessage=message,
+                )
             return ClusterNotFound(
                 f"{operation}: cluster {cluster} not found", cluster=cluster, awsMessage=message
             )
@@ -71,13 +111,32 @@ class BotoEksGateway:
             )
         return translate_client_error(error, operation)
 
-    def _call(self, operation: str, cluster: str, **kwargs: Any) -> dict[str, Any]:
+    def _call(
+        self, operation: str, cluster: str, resource: tuple[str, str] | None = None, **kwargs: Any
+    ) -> dict[str, Any]:
         method = getattr(self._client, operation)
         with aws_errors(f"eks:{operation}"):
             try:
                 return method(**kwargs)
             except ClientError as error:
-                raise self._translate(error, f"eks:{operation}", cluster) from error
+                raise self._translate(error, f"eks:{operation}", cluster, resource) from error
+
+    def _pages(
+        self,
+        operation: str,
+        cluster: str,
+        field_name: str,
+        resource: tuple[str, str] | None = None,
+        **kwargs: Any,
+    ) -> list[Any]:
+        items: list[Any] = []
+        while True:
+            page = self._call(operation, cluster, resource, **kwargs)
+            items.extend(page.get(field_name, []))
+            token = page.get("nextToken")
+            if not token:
+                return items
+            kwargs["nextToken"] = token
 
     def describe_cluster(self, name: str) -> ClusterInfo:
         raw = self._call("describe_cluster", name, name=name)["cluster"]
@@ -86,7 +145,58 @@ class BotoEksGateway:
             version=raw["version"],
             status=raw["status"],
             platform_version=raw.get("platformVersion"),
+            endpoint=raw.get("endpoint"),
+            certificate_authority=(raw.get("certificateAuthority") or {}).get("data"),
+            subnet_ids=tuple((raw.get("resourcesVpcConfig") or {}).get("subnetIds") or ()),
+            raw=json_safe(raw),
         )
+
+    def list_nodegroups(self, cluster: str) -> list[str]:
+        return self._pages("list_nodegroups", cluster, "nodegroups", clusterName=cluster)
+
+    def describe_nodegroup(self, cluster: str, nodegroup: str) -> dict[str, Any]:
+        raw = self._call(
+            "describe_nodegroup",
+            cluster,
+            ("nodegroup", nodegroup),
+            clusterName=cluster,
+            nodegroupName=nodegroup,
+        )
+        return json_safe(raw["nodegroup"])
+
+    def list_addons(self, cluster: str) -> list[str]:
+        return self._pages("list_addons", cluster, "addons", clusterName=cluster)
+
+    def describe_addon(self, cluster: str, addon: str) -> dict[str, Any]:
+        raw = self._call("describe_addon", cluster, ("addon", addon), clusterName=cluster, addonName=addon)
+        return json_safe(raw["addon"])
+
+    def describe_addon_versions(self, addon: str, kubernetes_version: str) -> list[dict[str, Any]]:
+        found = self._pages(
+            "describe_addon_versions",
+            "",
+            "addons",
+            ("addon", addon),
+            addonName=addon,
+            kubernetesVersion=kubernetes_version,
+        )
+        return [json_safe(item) for item in found]
+
+    def list_insights(self, cluster: str, kubernetes_version: str) -> list[dict[str, Any]]:
+        found = self._pages(
+            "list_insights",
+            cluster,
+            "insights",
+            clusterName=cluster,
+            filter={"categories": [READINESS_CATEGORY], "kubernetesVersions": [kubernetes_version]},
+        )
+        return [json_safe(item) for item in found]
+
+    def describe_insight(self, cluster: str, insight_id: str) -> dict[str, Any]:
+        raw = self._call(
+            "describe_insight", cluster, ("insight", insight_id), clusterName=cluster, id=insight_id
+        )
+        return json_safe(raw["insight"])
 
     def list_updates(self, name: str) -> list[str]:
         ids: list[str] = []

@@ -11,19 +11,39 @@ official client.
   is left alone on purpose: an eviction refused by a PodDisruptionBudget answers 429, and whether
   to try again is the workflow's decision (a Wait state), never a loop inside the Lambda.
 
-``kubernetes`` is imported inside :func:`api_client` only (it costs ~300 ms of cold start): steps
-that never talk to a cluster do not pay for it. Tokens are never logged.
+* :class:`KubernetesGateway` is what the domain sees of a cluster for the readiness scan:
+  ``list_objects(kind)``, every object of a kind across namespaces as the API returns it (one
+  paginated list per kind, ``limit=500`` + ``continue``). :class:`ApiKubernetesGateway` implements it
+  with the official client; tests use the fake in ``tests/fakes.py`` (same contract:
+  ``tests/integration/test_kubernetes_contract.py``).
+
+``kubernetes`` is imported inside :func:`api_client` and the gateway's calls only (it costs ~300 ms of
+cold start): steps that never talk to a cluster do not pay for it. Tokens are never logged.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import json
 import logging
-from typing import TYPE_CHECKING, Any
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlsplit
 
+from urllib3.exceptions import HTTPError
 from urllib3.util.retry import Retry
+
+from upgrader.errors import (
+    KubernetesAccessDenied,
+    KubernetesThrottled,
+    TransientKubernetesError,
+    UnexpectedKubernetesError,
+    UpgradeError,
+)
+from upgrader.redaction import without_secret_values
 
 if TYPE_CHECKING:
     from kubernetes.client import ApiClient
@@ -164,3 +184,214 @@ def api_client(
         except (binascii.Error, UnicodeDecodeError) as error:
             raise ValueError("the cluster CA is not base64-encoded PEM") from error
     return client.ApiClient(configuration)
+
+
+class TokenRefresher:
+    """``Configuration.refresh_api_key_hook``: mints a fresh EKS token before a request once the
+    current one is ``max_age`` seconds old (tokens live 60 s; a scan of a big cluster takes longer).
+    Minting is local presigning: no AWS call."""
+
+    def __init__(self, mint: Callable[[], str], *, max_age: float = 30.0) -> None:
+        self._mint = mint
+        self._max_age = max_age
+        self._minted_at = time.monotonic()
+
+    def __call__(self, configuration: Any) -> None:
+        if time.monotonic() - self._minted_at >= self._max_age:
+            configuration.api_key["authorization"] = self._mint()
+            self._minted_at = time.monotonic()
+
+
+# -- listing objects (the readiness scan) ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ListableKind:
+    """How the official client lists one kind across all namespaces."""
+
+    kind: str
+    api_version: str  # what a single GET of an object says; list items carry no kind/apiVersion
+    api_class: str  # kubernetes.client class
+    method: str  # its list method (``..._for_all_namespaces`` for namespaced kinds)
+
+
+LISTABLE_KINDS: dict[str, ListableKind] = {
+    spec.kind: spec
+    for spec in (
+        ListableKind("Namespace", "v1", "CoreV1Api", "list_namespace"),
+        ListableKind("Node", "v1", "CoreV1Api", "list_node"),
+        ListableKind("Pod", "v1", "CoreV1Api", "list_pod_for_all_namespaces"),
+        ListableKind(
+            "ReplicationController", "v1", "CoreV1Api", "list_replication_controller_for_all_namespaces"
+        ),
+        ListableKind("ConfigMap", "v1", "CoreV1Api", "list_config_map_for_all_namespaces"),
+        ListableKind("ServiceAccount", "v1", "CoreV1Api", "list_service_account_for_all_namespaces"),
+        ListableKind("Secret", "v1", "CoreV1Api", "list_secret_for_all_namespaces"),
+        ListableKind("Deployment", "apps/v1", "AppsV1Api", "list_deployment_for_all_namespaces"),
+        ListableKind("ReplicaSet", "apps/v1", "AppsV1Api", "list_replica_set_for_all_namespaces"),
+        ListableKind("StatefulSet", "apps/v1", "AppsV1Api", "list_stateful_set_for_all_namespaces"),
+        ListableKind("DaemonSet", "apps/v1", "AppsV1Api", "list_daemon_set_for_all_namespaces"),
+        ListableKind("Job", "batch/v1", "BatchV1Api", "list_job_for_all_namespaces"),
+        ListableKind("CronJob", "batch/v1", "BatchV1Api", "list_cron_job_for_all_namespaces"),
+        ListableKind(
+            "PodDisruptionBudget", "policy/v1", "PolicyV1Api", "list_pod_disruption_budget_for_all_namespaces"
+        ),
+        # autoscaling/v1 is served by every supported version; the rules read only scaleTargetRef and
+        # minReplicas, which v1 and v2 share.
+        ListableKind(
+            "HorizontalPodAutoscaler",
+            "autoscaling/v1",
+            "AutoscalingV1Api",
+            "list_horizontal_pod_autoscaler_for_all_namespaces",
+        ),
+    )
+}
+LIST_PAGE_SIZE = 500
+LIST_REQUEST_TIMEOUT = (5.0, 30.0)  # (connect, read) seconds per page
+
+
+@dataclass(frozen=True)
+class ListOutcome:
+    """Every object of one kind, or why the kind could not be read.
+
+    ``objects`` are dicts in API JSON shape with ``kind`` and ``apiVersion`` set (list items lack
+    them), without ``metadata.managedFields``; Secrets without their values (``data``,
+    ``stringData``, the last-applied annotation). ``unreadable`` is the reason when the cluster
+    refused the list (403) or does not serve the kind (404): reported, never silenced.
+    """
+
+    kind: str
+    objects: tuple[dict[str, Any], ...] = ()
+    unreadable: str | None = None
+    restarted: bool = False  # the list was started over after its continue token expired (410)
+
+    @property
+    def complete(self) -> bool:
+        return self.unreadable is None
+
+
+class KubernetesGateway(Protocol):
+    def list_objects(self, kind: str) -> ListOutcome: ...
+
+
+def clean_listed_object(spec: ListableKind, item: dict[str, Any]) -> dict[str, Any]:
+    """A list item as a standalone object: ``kind``/``apiVersion`` set, managedFields and secret values
+    dropped (the first is bulk nobody reads, the second must never be kept)."""
+    obj: dict[str, Any] = {"apiVersion": spec.api_version, "kind": spec.kind}
+    obj.update(item)
+    obj["apiVersion"], obj["kind"] = spec.api_version, spec.kind
+    meta = obj.get("metadata")
+    if isinstance(meta, dict) and "managedFields" in meta:
+        obj["metadata"] = {k: v for k, v in meta.items() if k != "managedFields"}
+    return without_secret_values(obj)
+
+
+def status_reason(status: int | None, body: str | bytes | None) -> str:
+    """``403 Forbidden: secrets is forbidden: ...`` from an error response's ``Status`` body."""
+    reason, message = "", ""
+    try:
+        parsed = json.loads(body or b"null")
+    except ValueError:
+        parsed = None
+    if isinstance(parsed, dict):
+        reason, message = str(parsed.get("reason") or ""), str(parsed.get("message") or "")
+    text = f"{status} {reason}".strip()
+    return f"{text}: {message}" if message else text
+
+
+def kubernetes_error(status: int | None, body: str | bytes | None, operation: str) -> UpgradeError:
+    """Map a Kubernetes API error answer (after the client's bounded retries) to the error tree."""
+    reason = status_reason(status, body)
+    details = {"operation": operation, "httpStatus": status, "reason": reason}
+    if status == 401:
+        return KubernetesAccessDenied(
+            f"{operation}: the API server refused the target role's token (401); map the role into the "
+            "cluster (EKS access entry or aws-auth, docs/deployment.md)",
+            **details,
+        )
+    if status == 429:
+        return KubernetesThrottled(f"{operation} throttled by the API server", **details)
+    if status is None or status == 0 or status >= 500:
+        return TransientKubernetesError(f"{operation} failed on the API server", **details)
+    return UnexpectedKubernetesError(f"{operation} failed: {reason}", **details)
+
+
+class _ContinueExpired(Exception):
+    """410 on a continue token: the snapshot the pages came from is gone."""
+
+
+class ApiKubernetesGateway:
+    """:class:`KubernetesGateway` with the official client (``api_client(...)``).
+
+    One paginated list per kind across all namespaces, never one call per namespace. Pages are read
+    raw (``_preload_content=False``) and parsed as JSON: the exact API shape, without the client's
+    model validation (costly since v37, and it would reject fields newer than the client).
+    """
+
+    def __init__(self, api: ApiClient, *, page_size: int = LIST_PAGE_SIZE) -> None:
+        self._api = api
+        self._page_size = page_size
+
+    def list_objects(self, kind: str) -> ListOutcome:
+        spec = LISTABLE_KINDS.get(kind)
+        if spec is None:
+            raise ValueError(f"kind {kind!r} is not listable; known: {', '.join(LISTABLE_KINDS)}")
+        try:
+            return self._list(spec, restarted=False)
+        except _ContinueExpired:
+            _log.warning("continue token expired; listing the kind again", extra={"kind": kind})
+        try:
+            return self._list(spec, restarted=True)
+        except _ContinueExpired:
+            raise TransientKubernetesError(
+                f"list {kind}: the continue token expired twice; the cluster changes faster than it pages",
+                operation=f"list {kind}",
+                httpStatus=410,
+            ) from None
+
+    def _list(self, spec: ListableKind, *, restarted: bool) -> ListOutcome:
+        from kubernetes import client  # lazy: see the module docstring
+        from kubernetes.client.exceptions import ApiException
+
+        method = getattr(getattr(client, spec.api_class)(self._api), spec.method)
+        objects: list[dict[str, Any]] = []
+        token: str | None = None
+        pages = 0
+        while True:
+            try:
+                response = method(
+                    limit=self._page_size,
+                    _continue=token,
+                    _preload_content=False,
+                    _request_timeout=LIST_REQUEST_TIMEOUT,
+                )
+                try:
+                    page = json.loads(response.data)
+                finally:
+                    response.release_conn()
+            except ApiException as error:
+                if error.status == 410 and token:
+                    raise _ContinueExpired from error
+                if error.status in (403, 404):
+                    reason = status_reason(error.status, error.body)
+                    _log.warning("kind not readable", extra={"kind": spec.kind, "reason": reason})
+                    return ListOutcome(spec.kind, unreadable=reason, restarted=restarted)
+                raise kubernetes_error(error.status, error.body, f"list {spec.kind}") from error
+            except HTTPError as error:  # connection refused, reset, timeouts after the retries
+                raise TransientKubernetesError(
+                    f"list {spec.kind}: {type(error).__name__}", operation=f"list {spec.kind}"
+                ) from error
+            pages += 1
+            objects.extend(clean_listed_object(spec, item) for item in page.get("items") or [])
+            token = (page.get("metadata") or {}).get("continue") or None
+            if token is None:
+                _log.info(
+                    "listed kind",
+                    extra={
+                        "kind": spec.kind,
+                        "objects": len(objects),
+                        "pages": pages,
+                        "restarted": restarted,
+                    },
+                )
+                return ListOutcome(spec.kind, tuple(objects), restarted=restarted)

@@ -1,0 +1,19 @@
+"""DrainNodes: One drain round: finish or start a batch, evict its pods once, return the next wait."""
+
+from __future__ import annotations
+
+from upgrader import drain
+from upgrader.migration_models import DrainProgress, GroupRequest
+from upgrader.migration_wiring import migration_gateways
+from upgrader.observability import step_handler
+from upgrader.polling import WaitPlan
+from upgrader.settings import Settings
+
+
+@step_handler("DrainNodes", GroupRequest)
+def lambda_handler(request: GroupRequest) -> DrainProgress:
+    settings = Settings.load()
+    gateways = migration_gateways(request.cluster, request.run, settings)
+    return drain.drain_step(
+        gateways.kube, request, WaitPlan.for_operation(drain.drain_timing(request), settings)
+    )

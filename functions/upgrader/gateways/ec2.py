@@ -1,0 +1,109 @@
+"""EC2 behind a small interface: the facts the readiness scan reads about a cluster's network and its
+node groups' launch templates. The domain talks to :class:`Ec2Gateway`; tests use the fake in
+tests/fakes.py, and tests/integration/test_ec2_contract.py proves the two agree."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Protocol
+
+from botocore.exceptions import ClientError
+
+from upgrader.errors import AwsResourceNotFound
+from upgrader.gateways.aws import aws_errors, json_safe, translate_client_error
+
+if TYPE_CHECKING:
+    from mypy_boto3_ec2 import EC2Client
+
+# EC2 error codes meaning "no such subnet / launch template (version)".
+NOT_FOUND_CODES = frozenset(
+    {
+        "InvalidSubnetID.NotFound",
+        "InvalidLaunchTemplateId.NotFound",
+        "InvalidLaunchTemplateName.NotFoundException",
+        "InvalidLaunchTemplateId.VersionNotFound",
+        "InvalidLaunchTemplateName.VersionNotFound",
+    }
+)
+
+
+class Ec2Gateway(Protocol):
+    def describe_subnets(self, subnet_ids: Sequence[str]) -> list[dict[str, Any]]:
+        """DescribeSubnets' ``Subnets`` (``SubnetId``, ``AvailableIpAddressCount``...) for these ids.
+        A subnet that does not exist raises AwsResourceNotFound."""
+        ...
+
+    def launch_template_user_data(
+        self, *, template_id: str | None, template_name: str | None, version: str | None
+    ) -> str | None:
+        """The user data of one launch template version as text (base64 decoded), None when it has
+        none. ``version`` is a number, ``$Latest`` or ``$Default`` (None: the default version). A template
+        or version that does not exist raises AwsResourceNotFound."""
+        ...
+
+
+def decode_user_data(value: str) -> str:
+    """Launch templates hold user data base64-encoded; anything that is not base64 is kept as it is."""
+    try:
+        return base64.b64decode("".join(value.split()), validate=True).decode("utf-8")
+    except (binascii.Error, ValueError):
+        return value
+
+
+class BotoEc2Gateway:
+    def __init__(self, client: EC2Client) -> None:
+        self._client = client
+
+    def _call(self, operation: str, resource: tuple[str, str], **kwargs: Any) -> dict[str, Any]:
+        method = getattr(self._client, operation)
+        with aws_errors(f"ec2:{operation}"):
+            try:
+                return method(**kwargs)  # type: ignore[no-any-return]
+            except ClientError as error:
+                code = error.response.get("Error", {}).get("Code", "")
+                if code in NOT_FOUND_CODES:
+                    kind, name = resource
+                    raise AwsResourceNotFound(
+                        f"ec2:{operation}: {kind} {name} not found",
+                        resourceType=kind,
+                        resourceName=name,
+                        awsErrorCode=code,
+                    ) from error
+                raise translate_client_error(error, f"ec2:{operation}") from error
+
+    def describe_subnets(self, subnet_ids: Sequence[str]) -> list[dict[str, Any]]:
+        if not subnet_ids:
+            return []
+        subnets: list[dict[str, Any]] = []
+        kwargs: dict[str, Any] = {"SubnetIds": list(subnet_ids)}
+        while True:
+            page = self._call("describe_subnets", ("subnet", ",".join(subnet_ids)), **kwargs)
+            subnets.extend(json_safe(subnet) for subnet in page.get("Subnets", []))
+            token = page.get("NextToken")
+            if not token:
+                return subnets
+            kwargs["NextToken"] = token
+
+    def launch_template_user_data(
+        self, *, template_id: str | None, template_name: str | None, version: str | None
+    ) -> str | None:
+        kwargs: dict[str, Any] = {"Versions": [version or "$Default"]}
+        if template_id:
+            kwargs["LaunchTemplateId"] = template_id
+        elif template_name:
+            kwargs["LaunchTemplateName"] = template_name
+        else:
+            raise ValueError("a launch template is named by its id or its name")
+        name = template_id or template_name or ""
+        found = self._call("describe_launch_template_versions", ("launch template", name), **kwargs)
+        versions = found.get("LaunchTemplateVersions", [])
+        if not versions:
+            raise AwsResourceNotFound(
+                f"ec2:describe_launch_template_versions: version {kwargs['Versions'][0]} of {name} not found",
+                resourceType="launch template",
+                resourceName=name,
+            )
+        user_data = (versions[0].get("LaunchTemplateData") or {}).get("UserData")
+        return decode_user_data(user_data) if user_data else None
