@@ -531,18 +531,25 @@ class TestServiceAccountTokens:
 
 # --- the engine -----------------------------------------------------------------------------------------------------
 class TestEngine:
-    def test_unreadable_kinds_become_not_scanned_warnings_and_starve_their_rules(self):
+    def test_unreadable_kinds_become_not_scanned_findings_and_starve_their_rules(self):
         result = scan(
             collected_kinds=["Deployment", "Pod"], unreadable={"Node": "403 Forbidden: nodes is forbidden"}
         )
         (finding,) = result.by_rule("SC001")
+        # Nodes are what the upgrade replaces: a scan blind to them blocks
         assert (finding.severity, finding.evidence.kind, finding.evidence.value) == (
-            "warning",
+            "blocking",
             "Node",
             "403 Forbidden: nodes is forbidden",
         )
         assert {n.rule for n in result.not_evaluated} >= {"DS010", "GN003", "GN011"}
         assert scan(collected_kinds=["Deployment", "Pod", "Node"]).by_rule("SC001") == []
+
+    def test_an_unreadable_kind_the_upgrade_does_not_disrupt_only_warns(self):
+        result = scan(
+            collected_kinds=["Deployment", "Pod", "Node"], unreadable={"ConfigMap": "403 Forbidden"}
+        )
+        assert [f.severity for f in result.by_rule("SC001")] == ["warning"]
 
     def test_a_rule_with_missing_facts_never_passes_silently(self):
         result = scan()

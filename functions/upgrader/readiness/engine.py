@@ -324,13 +324,33 @@ def evaluate(
 
 
 # --- the inventory's own rule: kinds the live scanner could not read ---------------------------------
+# Kinds without which the scan is blind to what the upgrade disrupts (workloads and the nodes
+# they run on): not being able to read them blocks, since "no finding" would mean "not looked".
+ESSENTIAL_KINDS = frozenset(
+    {
+        "Node",
+        "Pod",
+        "Deployment",
+        "StatefulSet",
+        "DaemonSet",
+        "ReplicaSet",
+        "Job",
+        "CronJob",
+        "ReplicationController",
+        "PodDisruptionBudget",
+    }
+)
+
+
 def _not_scanned(ctx: Context) -> Iterable[Hit]:
     for kind, reason in sorted(ctx.inventory.unreadable.items()):
+        essential = kind in ESSENTIAL_KINDS
         yield Hit(
-            severity="warning",
+            severity="blocking" if essential else "warning",
             evidence=Evidence(kind=kind, value=reason),
             message=f"{kind} objects could not be read ({reason}); every rule that looks at them "
-            "saw none, so this report may miss problems they would show.",
+            "saw none, so this report may miss problems they would show."
+            + (" The upgrade disrupts these objects, so it cannot go ahead blind." if essential else ""),
         )
 
 
@@ -343,7 +363,7 @@ INVENTORY_PACK = register_pack(
                 id="SC001",
                 title="Kind not scanned",
                 detects="A kind the live scanner could not list (permissions, API errors).",
-                severity="warning",
+                severity="blocking for nodes, pods, workloads and PDBs; warning for other kinds",
                 remediation="Grant the scanner's role list/get on this kind (see the target-account "
                 "role) and scan again.",
                 reference="https://kubernetes.io/docs/reference/access-authn-authz/rbac/",
