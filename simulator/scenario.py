@@ -117,7 +117,11 @@ class ClusterSpec(_Model):
     name: str = Field(pattern=r"^[0-9A-Za-z][A-Za-z0-9\-_]{0,99}$")
     region: str = Field(pattern=r"^[a-z]{2}(-gov)?-[a-z]+-\d$")
     version: str = Field(pattern=r"^1\.\d{2}$")
-    free_ips: int = Field(default=250, ge=0, description="free IP addresses in the cluster's subnets")
+    free_ips: int | None = Field(
+        default=None,
+        ge=0,
+        description="free IP addresses across the cluster's subnets (default: /24s, plenty)",
+    )
     subnets: int = Field(default=3, ge=2, le=16)
     endpoint_access: Literal["public", "private", "public-and-private"] = "public"
     nodegroups: list[NodegroupSpec] = Field(default_factory=list)

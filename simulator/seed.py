@@ -92,11 +92,7 @@ class FleetSeeder:
     ) -> None:
         ec2 = session.client("ec2", region_name=cluster.region)
         eks = session.client("eks", region_name=cluster.region)
-        vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
-        subnets = [
-            ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.0.{i}.0/24")["Subnet"]["SubnetId"]
-            for i in range(cluster.subnets)
-        ]
+        subnets = _subnets_with_free_ips(ec2, cluster.subnets, cluster.free_ips)
         eks.create_cluster(
             name=cluster.name,
             version=cluster.version,
@@ -108,7 +104,9 @@ class FleetSeeder:
             },
         )
         state = self.eks.cluster_sim(account.id, cluster.region, cluster.name)
-        state.free_ips = cluster.free_ips
+        state.free_ips = sum(
+            s["AvailableIpAddressCount"] for s in ec2.describe_subnets(SubnetIds=subnets)["Subnets"]
+        )
         for fault in self.scenario.faults.fail_control_plane_update:
             if fault.cluster == cluster.name:
                 state.fail_next_update = fault.error_code
@@ -235,6 +233,32 @@ class FleetSeeder:
             pods_per_node=eks_catalog.pods_per_node(nodegroup.instance_types[0]),
             ready_at=None if never_ready else self.clock.now() + SELF_MANAGED_NODE_READY_SECONDS,
         )
+
+
+USABLE_IPS = {28: 11, 24: 251}  # AWS reserves 5 addresses in every subnet
+
+
+def _subnets_with_free_ips(ec2: Any, count: int, free_ips: int | None) -> list[str]:
+    """Subnets whose AvailableIpAddressCount adds up to ``free_ips``, as DescribeSubnets (and so the
+    readiness scan and the EKS rules) will see them: the smallest subnet size that holds them, the
+    surplus taken by network interfaces, as other workloads' ENIs would take it. ``None``: /24s."""
+    if free_ips is None:
+        free_ips = USABLE_IPS[24] * count
+    prefix = 28 if free_ips <= USABLE_IPS[28] * count else 24
+    if free_ips > USABLE_IPS[prefix] * count:
+        raise ValueError(f"freeIps {free_ips} exceeds what {count} /24 subnets hold")
+    vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+    subnets = []
+    remaining = free_ips
+    for index in range(count):
+        cidr = f"10.0.{index}.0/24" if prefix == 24 else f"10.0.0.{index * 16}/28"
+        subnet = ec2.create_subnet(VpcId=vpc, CidrBlock=cidr)["Subnet"]["SubnetId"]
+        keep = min(USABLE_IPS[prefix], remaining // (count - index) + (remaining % (count - index) > 0))
+        for _ in range(USABLE_IPS[prefix] - keep):
+            ec2.create_network_interface(SubnetId=subnet, Description="simulated: other workloads")
+        remaining -= keep
+        subnets.append(subnet)
+    return subnets
 
 
 _K8S_EFFECT = {

@@ -61,7 +61,10 @@ def test_the_demo_fleet_loads():
     assert {c.version for _, c in clusters} == {"1.23"}
     assert all(c.nodegroups and all(ng.ami_type == "AL2_x86_64" for ng in c.nodegroups) for _, c in clusters)
     starved = next(c for _, c in clusters if c.name == "analytics-prod")
-    assert (starved.free_ips, starved.expect) == (3, "FAILED")
+    assert starved.expect == "FAILED"
+    assert [(f.cluster, f.error_code) for f in scenario.faults.fail_control_plane_update] == [
+        ("analytics-prod", "IpNotAvailable")
+    ]
     # one DaemonSet mounts the Docker socket
     socket_users = [
         w.name for _, c in clusters for w in c.workloads if "/var/run/docker.sock" in w.host_paths
@@ -81,7 +84,7 @@ def test_defaults_fill_what_a_minimal_scenario_leaves_out(tmp_path):
 
     # Then the documented defaults apply
     cluster = scenario.clusters()[0][1]
-    assert (cluster.free_ips, cluster.subnets, cluster.expect) == (250, 3, None)
+    assert (cluster.free_ips, cluster.subnets, cluster.expect) == (None, 3, None)
     assert scenario.external_id == "sim-external-id"
     assert scenario.target_role_name == "eks-fleet-upgrader-target"
     assert scenario.timings.control_plane_update_seconds == 480.0
