@@ -34,7 +34,23 @@ def _print_run(run: ClusterRun, out: object) -> None:
     if failure:
         line += f": {failure['error']}: {failure['message']}"
     print(line, file=out)  # type: ignore[arg-type]
-    if run.status == "BLOCKED" and failure:
+    for group in run.nodegroups:
+        print(
+            f"      node group {group['old']} -> {group['new']}: {group['status']} ({group['nodesDrained']} of "
+            f"{group['nodesTotal']} nodes drained, {group['podsEvicted']} pods evicted, "
+            f"{group['pdbBlockedSeconds']} s blocked on budgets)",
+            file=out,  # type: ignore[arg-type]
+        )
+    if failure and failure["error"] == "UnmigratableDockerNodes":
+        print("      Docker nodes this workflow does not replace:", file=out)  # type: ignore[arg-type]
+        for entry in failure["details"].get("blocking", []):
+            nodes = ", ".join(entry.get("nodes", []))
+            print(
+                f"      - {entry['nodegroup']} ({entry['management']}): {entry['reason']}"
+                + (f": {nodes}" if nodes else ""),
+                file=out,  # type: ignore[arg-type]
+            )
+    elif run.status == "BLOCKED" and failure:
         print("      blocking findings (rule, object: field = value):", file=out)  # type: ignore[arg-type]
         findings = (run.readiness or {}).get("blockingFindings") or failure["details"].get("blocking", [])
         for finding in findings:

@@ -34,6 +34,7 @@ STEP_SETTINGS_DEFAULTS: dict[str, str] = {
     "AWS_READ_TIMEOUT": "10",
     "POLL_STRATEGY": "adaptive",
     "FIXED_POLL_SECONDS": "30",
+    "KUBERNETES_MAX_RETRIES": "3",
 }
 
 # --- Logs ---------------------------------------------------------------------------------------------

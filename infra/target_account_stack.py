@@ -26,8 +26,12 @@ from infra.compliance import acknowledge, wildcard_resource_findings
 from infra.config import FleetUpgraderConfig
 from infra.target_permissions import node_role_arn, scoped_mutations, scoped_reads
 
-# The next slice's node-group replacement step (CreateNodegroup) passes the node role to EKS.
+# The node group migration's CreateReplacementNodegroup passes the node role to EKS.
 NODE_ROLE_PASSED_TO = "eks.amazonaws.com"
+
+
+def _conditions(conditions: dict[str, Any] | None) -> dict[str, Any]:
+    return {"conditions": conditions} if conditions else {}
 
 
 class TargetAccountStack(Stack):
@@ -85,20 +89,26 @@ class TargetAccountStack(Stack):
                     f"{', '.join(group.actions)}: read-only and without resource-level permissions in IAM."
                 )
             else:
-                reason = f"{', '.join(group.actions)}: read-only, on EKS resources of the configured regions."
-            add(f"Read{index}", group.actions, group.resources, reason)
+                reason = (
+                    f"{', '.join(group.actions)}: read-only, on EKS resources (and the public EKS AMI "
+                    "parameters) of the configured regions."
+                )
+            add(f"Read{index}", group.actions, group.resources, reason, **_conditions(group.conditions))
         for index, group in enumerate(scoped_mutations(TARGET_MUTATING_ACTIONS, config.regions)):
             add(
                 f"UpgradeEks{index}",
                 group.actions,
                 group.resources,
-                f"{', '.join(group.actions)}: on EKS resources of this account in the configured regions only; "
-                "the '*' stands for cluster/node group/add-on names, which are the fleet's input, not known "
-                "at deploy time.",
+                f"{', '.join(group.actions)}: on resources of this account in the configured regions only; "
+                "the '*' stands for cluster/node group/add-on/launch template names and for the instances, "
+                "volumes and interfaces EKS launches for a node group, which are not known at deploy time"
+                + (f"; narrowed by conditions {sorted(group.conditions)}" if group.conditions else "")
+                + ".",
+                **_conditions(group.conditions),
             )
 
-        # Used from the next slice on: the node-group replacement step creates node groups, which needs the
-        # node role passed to EKS. Only roles matching nodeRoleNamePattern, and only to EKS.
+        # CreateReplacementNodegroup creates node groups, which needs the node role passed to EKS. Only roles
+        # matching nodeRoleNamePattern, and only to EKS.
         add(
             "PassNodeRoleToEks",
             ["iam:PassRole"],

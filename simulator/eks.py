@@ -45,7 +45,8 @@ Node groups
   plane's and may not be newer (``InvalidParameterException``); ``releaseVersion`` defaults to the
   catalog's and must belong to the version. A launch template whose version has an ``ImageId`` makes
   the group ``CUSTOM`` (another ``amiType`` is refused; so is a ``releaseVersion``, or a ``version``
-  that contradicts a catalog AMI's). ``updateConfig`` is kept (default ``maxUnavailable: 1``).
+  that contradicts a catalog AMI's). ``updateConfig`` is kept (default ``maxUnavailable: 1``);
+  ``remoteAccess`` only when given, ``diskSize`` not for launch template groups (moto invents both).
 - Nodes: ``desiredSize`` instances ``i-`` + 17 hex (stable per cluster, group and launch); kubelet
   ``v<patch>-eks-<build>``; labels ``eks.amazonaws.com/nodegroup``, ``.../nodegroup-image``,
   ``.../capacityType`` (+ ``sourceLaunchTemplateId/Version``) and the group's labels; taints with
@@ -739,6 +740,11 @@ class SimEksResponse(EKSResponse):
             nodegroup.status = "CREATING"
             nodegroup.health = {"issues": []}
             nodegroup.update_config = self._get_param("updateConfig") or {"maxUnavailable": 1}
+            # moto reports an SSH key ("eksKeypair") nobody configured, and a disk size for groups whose
+            # disk is the launch template's: EKS reports neither.
+            nodegroup.remote_access = self._get_param("remoteAccess")
+            if lt_spec:
+                nodegroup.disk_size = None
             nodegroup.node_repair_config = self._get_param("nodeRepairConfig")
             nodegroup.created_at = nodegroup.modified_at = sim.clock.to_datetime(now)
             if template is not None:

@@ -143,6 +143,9 @@ class InProcessLambda:
         # Context managers entered around each invocation, given the function name (fault
         # injection, call recording).
         self.around_invoke: list[Callable[[str], contextlib.AbstractContextManager[Any]]] = []
+        # Called after each successful invocation with (function name, event, result): what a step
+        # returned, as the state machine receives it (the simulator reads declared plans from it).
+        self.after_invoke: list[Callable[[str, Any, Any], None]] = []
         self._lock = threading.RLock()
         self._handlers: dict[str, Handler] = {}
 
@@ -164,6 +167,8 @@ class InProcessLambda:
                     around.enter_context(contextlib.redirect_stdout(self.log))  # type: ignore[type-var]
                     result = self._resolve(function["Handler"])(event, _LambdaContext(function, self.clock))
                 payload = json.dumps(result).encode()
+                for observer in self.after_invoke:
+                    observer(function["FunctionName"], event, result)
             except Exception as exc:  # every handler failure is reported, as Lambda does
                 error = getattr(exc, "lambda_error_type", type(exc).__name__)
                 payload = json.dumps(

@@ -32,6 +32,8 @@ def _cluster_entry(run: ClusterRun) -> dict[str, Any]:
         "before": run.before,
         "after": run.after,
         "invariants": run.invariants,
+        "nodegroups": run.nodegroups,
+        "nodes": run.nodes,
     }
     failure = run.failure()
     if failure:
@@ -154,6 +156,18 @@ def render_markdown(report: dict[str, Any]) -> str:
                 f"{', '.join(sorted(b.get('runtimes', {}))) or '-'} | {a.get('nodes', 0)} ({a.get('ready', 0)}) | "
                 f"{', '.join(sorted(a.get('runtimes', {}))) or '-'} |"
             )
+    migrated = [(c, g) for c in report["clusters"] for g in c.get("nodegroups", [])]
+    if migrated:
+        lines += ["", "## Node groups migrated to containerd", ""]
+        lines += [
+            "| Cluster | Old group | New group | Status | Nodes drained | Pods evicted | Blocked on budgets |"
+        ]
+        lines += ["|---|---|---|---|---|---|---|"]
+        for c, g in migrated:
+            lines.append(
+                f"| {c['name']} | {g['old']} | {g['new']} | {g['status']} | {g['nodesDrained']} of "
+                f"{g['nodesTotal']} | {g['podsEvicted']} | {g['pdbBlockedSeconds']} s |"
+            )
     scanned = [c for c in report["clusters"] if "readiness" in c]
     if scanned:
         lines += ["", "## Readiness gate", ""]
@@ -168,7 +182,18 @@ def render_markdown(report: dict[str, Any]) -> str:
                 f"{r['counts']['info']} | {acknowledged} | {', '.join(r['unreadableKinds']) or '-'} | "
                 f"`s3://{r['report']['bucket']}/{r['report']['markdownKey']}` |"
             )
-    blocked = [c for c in report["clusters"] if c["status"] == "BLOCKED"]
+    unmigratable = [
+        c for c in report["clusters"] if c.get("failure", {}).get("error") == "UnmigratableDockerNodes"
+    ]
+    if unmigratable:
+        lines += ["", "## Blocked by Docker nodes the workflow does not replace", ""]
+        for c in unmigratable:
+            lines.append(f"- **{c['name']}**: nothing was changed. Replace these first:")
+            lines += [
+                f"  - {b['nodegroup']} ({b['management']}): {b['reason']}"
+                for b in c["failure"]["details"].get("blocking", [])
+            ]
+    blocked = [c for c in report["clusters"] if c["status"] == "BLOCKED" and c not in unmigratable]
     if blocked:
         lines += ["", "## Blocked by the readiness gate", ""]
         for c in blocked:

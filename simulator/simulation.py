@@ -25,8 +25,11 @@ from simulator.faults import AwsFaults, CrashRule, LoseResponseRule, ThrottleRul
 from simulator.kube.apiserver import KubeApiServer, serve
 from simulator.kube.tokens import token_checker
 from simulator.kube.world import KubeWorld
+from simulator.migration_report import cluster_nodes, nodegroup_migrations
 from simulator.scenario import AccountSpec, ClusterSpec, Scenario
 from simulator.seed import ClusterKey, FleetSeeder, account_session
+
+BLOCKING_ERRORS = frozenset({"ReadinessBlocked", "UnmigratableDockerNodes"})
 
 
 @dataclass
@@ -40,13 +43,18 @@ class ClusterRun:
     invariants: dict[str, Any] = field(default_factory=dict)
     # ReadinessCheck's full report (readiness.json from the reports bucket), when the scan ran.
     readiness: dict[str, Any] | None = None
+    # The node group migration as the execution did it (simulator/migration_report.py), and the nodes
+    # as the cluster stands after the run.
+    nodegroups: list[dict[str, Any]] = field(default_factory=list)
+    nodes: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def status(self) -> str:
         if self.result.status == "SUCCEEDED":
             return "SUCCEEDED"
-        # The readiness gate stopped the cluster before anything changed: blocked, not failed.
-        return "BLOCKED" if self.result.error == "ReadinessBlocked" else "FAILED"
+        # The readiness gate (or the migration's plan: Docker nodes it cannot replace) stopped the
+        # cluster before anything changed: blocked, not failed.
+        return "BLOCKED" if self.result.error in BLOCKING_ERRORS else "FAILED"
 
     def failure(self) -> dict[str, Any] | None:
         if self.result.status == "SUCCEEDED":
@@ -104,6 +112,8 @@ class Simulation(contextlib.AbstractContextManager["Simulation"]):
                 # In the simulator every throttle reaches the state machine's Retry (on the virtual
                 # clock) instead of botocore sleeping in real time; in AWS the SDK absorbs bursts first.
                 "AWS_MAX_ATTEMPTS": str(aws_max_attempts),
+                # Likewise for Kubernetes: a 429 or 5xx reaches the state machine's Retry at once.
+                "KUBERNETES_MAX_RETRIES": "0",
                 "POLL_STRATEGY": scenario.poll_strategy,
                 "POWERTOOLS_SERVICE_NAME": "eks-fleet-upgrader",
                 "POWERTOOLS_TRACE_DISABLED": "true",
@@ -112,6 +122,7 @@ class Simulation(contextlib.AbstractContextManager["Simulation"]):
             },
         )
         self.engine.runtime.around_invoke.append(self.faults.step)
+        self.engine.runtime.after_invoke.append(self._announce_planned_deletions)
         self.worlds: dict[ClusterKey, KubeWorld] = {}
         self._stack = contextlib.ExitStack()
 
@@ -178,9 +189,27 @@ class Simulation(contextlib.AbstractContextManager["Simulation"]):
             "kubernetes": self.world(account, cluster).snapshot(),
         }
 
+    def _announce_planned_deletions(self, function: str, event: Any, result: Any) -> None:
+        """A step that declares what it may delete (``plannedDeletions``: the migration's plan, the bare
+        pods an opted-in drain will evict) tells the cluster's world before it acts. Only declared
+        deletions are expected: anything else the workflow deletes still counts as unexpected."""
+        if not isinstance(result, dict) or not isinstance(event, dict):
+            return
+        declared = result.get("plannedDeletions") or []
+        cluster = event.get("cluster") or {}
+        world = self.worlds.get((cluster.get("accountId"), cluster.get("region"), cluster.get("name")))
+        if world is None:
+            return
+        for entry in declared:
+            world.expect_deletion(entry["kind"], entry["name"], entry.get("namespace"))
+
     # -- running --------------------------------------------------------------------------------
     def execution_input(
-        self, account: AccountSpec, cluster: ClusterSpec, acknowledge: list[dict[str, str]] | None = None
+        self,
+        account: AccountSpec,
+        cluster: ClusterSpec,
+        acknowledge: list[dict[str, str]] | None = None,
+        migration: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         request: dict[str, Any] = {
             "cluster": {"accountId": account.id, "region": cluster.region, "name": cluster.name},
@@ -189,19 +218,31 @@ class Simulation(contextlib.AbstractContextManager["Simulation"]):
         }
         if acknowledge:
             request["acknowledge"] = list(acknowledge)
+        options = migration if migration is not None else self.scenario.upgrade.nodegroup_migration
+        if options:
+            request["nodegroupMigration"] = dict(options)
         return request
 
     def run_cluster(
-        self, account: AccountSpec, cluster: ClusterSpec, acknowledge: list[dict[str, str]] | None = None
+        self,
+        account: AccountSpec,
+        cluster: ClusterSpec,
+        acknowledge: list[dict[str, str]] | None = None,
+        *,
+        migration: dict[str, Any] | None = None,
+        name_suffix: str = "",
     ) -> ClusterRun:
         """One execution of the cluster workflow; ``acknowledge`` goes into the input as an operator
-        would put it (``[{"rule": "DS001", "reason": "..."}]``)."""
+        would put it (``[{"rule": "DS001", "reason": "..."}]``), ``migration`` as its
+        ``nodegroupMigration`` (default: the scenario's). ``name_suffix`` names a second run of the same
+        cluster (an operator running it again)."""
         before = self.cluster_state(account, cluster)
-        execution_input = self.execution_input(account, cluster, acknowledge)
+        execution_input = self.execution_input(account, cluster, acknowledge, migration)
         first_call = len(self.faults.calls)
-        result = self.engine.run(
-            "cluster_upgrade", execution_name(self.scenario, account, cluster), execution_input
-        )
+        name = execution_name(self.scenario, account, cluster)
+        if name_suffix:
+            name = f"{name[: 79 - len(name_suffix)]}-{name_suffix}"
+        result = self.engine.run("cluster_upgrade", name, execution_input)
         run = ClusterRun(account, cluster, execution_input, result, before)
         run.after = self.cluster_state(account, cluster)
         calls = self.faults.calls[first_call:]
@@ -214,6 +255,8 @@ class Simulation(contextlib.AbstractContextManager["Simulation"]):
             ],
         }
         run.readiness = self.readiness_report(account, cluster, result)
+        run.nodegroups = nodegroup_migrations(result)
+        run.nodes = cluster_nodes(self.world(account, cluster))
         return run
 
     def readiness_report(

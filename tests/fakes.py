@@ -7,9 +7,10 @@ from __future__ import annotations
 import base64
 import copy
 import itertools
+import json
 import uuid
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from upgrader.errors import (
@@ -20,9 +21,23 @@ from upgrader.errors import (
     UnexpectedAwsError,
     UpdateAlreadyInProgress,
 )
-from upgrader.gateways.ec2 import decode_user_data
-from upgrader.gateways.eks import READINESS_CATEGORY, ClusterInfo, UpdateInfo
+from upgrader.gateways.aws import AlreadyExists
+from upgrader.gateways.cluster_nodes import (
+    CORDONED_BY_ANNOTATION,
+    BudgetInfo,
+    Eviction,
+    NodeInfo,
+    Owner,
+    PodInfo,
+    eviction_outcome,
+    node_info,
+    pod_info,
+)
+from upgrader.gateways.ec2 import LaunchTemplateInfo, decode_user_data
+from upgrader.gateways.eks import READINESS_CATEGORY, ClusterInfo, NodegroupInfo, NodegroupSpec, UpdateInfo
 from upgrader.gateways.kubernetes import LIST_PAGE_SIZE, LISTABLE_KINDS, ListOutcome, clean_listed_object
+
+from simulator.kube.world import KubeError, KubeWorld
 
 FAKE_ACCOUNT = "111111111111"
 FAKE_REGION = "eu-west-1"
@@ -416,3 +431,207 @@ class FakeReportStore:
 
     def text(self, key: str) -> str:
         return self.objects[key][0].decode()
+
+
+# -- the node group migration --------------------------------------------------------------------------
+class FakeNodegroups:
+    """NodegroupLifecycle: node groups as typed records; statuses are moved by the test."""
+
+    def __init__(self, cluster: str = "payments-prod", version: str = "1.23") -> None:
+        self.access = ClusterInfo(
+            name=cluster,
+            version=version,
+            status="ACTIVE",
+            endpoint="https://ABCDEF.gr7.eu-west-1.eks.amazonaws.com",
+            certificate_authority="Q0EtREFUQQ==",
+            service_ipv4_cidr="10.100.0.0/16",
+        )
+        self.groups: dict[str, NodegroupInfo] = {}
+        self.tokens: dict[str, str] = {}  # token -> group name
+        self.calls: list[tuple[str, Any]] = []
+        self.created: list[NodegroupSpec] = []
+
+    def add(self, group: NodegroupInfo) -> NodegroupInfo:
+        self.groups[group.name] = group
+        return group
+
+    def set_status(self, name: str, status: str, **changes: Any) -> None:
+        self.groups[name] = replace(self.groups[name], status=status, **changes)
+
+    def describe_cluster(self, name: str) -> ClusterInfo:
+        self.calls.append(("describe_cluster", name))
+        if name != self.access.name:
+            raise ClusterNotFound(f"cluster {name} not found", cluster=name)
+        return self.access
+
+    def list_nodegroups(self, cluster: str) -> list[str]:
+        self.calls.append(("list_nodegroups", cluster))
+        return sorted(self.groups)
+
+    def find_nodegroup(self, cluster: str, name: str) -> NodegroupInfo | None:
+        self.calls.append(("find_nodegroup", name))
+        return self.groups.get(name)
+
+    def create_nodegroup(self, cluster: str, spec: NodegroupSpec, client_request_token: str) -> NodegroupInfo:
+        self.calls.append(("create_nodegroup", (spec.name, client_request_token)))
+        if spec.name in self.groups:
+            if self.tokens.get(client_request_token) == spec.name:
+                return self.groups[spec.name]
+            raise AlreadyExists(spec.name)
+        group = NodegroupInfo(
+            name=spec.name,
+            status="CREATING",
+            version=spec.version or (None if spec.launch_template else self.access.version),
+            ami_type=spec.ami_type or ("CUSTOM" if spec.launch_template else "AL2_x86_64"),
+            capacity_type=spec.capacity_type,
+            instance_types=spec.instance_types,
+            scaling=dict(spec.scaling),
+            subnets=spec.subnets,
+            node_role=spec.node_role,
+            labels=dict(spec.labels),
+            taints=spec.taints,
+            tags=dict(spec.tags),
+            disk_size=spec.disk_size,
+            remote_access=spec.remote_access,
+            update_config=spec.update_config or {"maxUnavailable": 1},
+            launch_template=spec.launch_template,
+        )
+        self.groups[spec.name] = group
+        self.tokens[client_request_token] = spec.name
+        self.created.append(spec)
+        return group
+
+    def delete_nodegroup(self, cluster: str, name: str) -> NodegroupInfo | None:
+        self.calls.append(("delete_nodegroup", name))
+        group = self.groups.get(name)
+        if group is None:
+            return None
+        self.groups[name] = replace(group, status="DELETING")
+        return self.groups[name]
+
+    def finish_deletion(self, name: str) -> None:
+        self.groups.pop(name, None)
+
+    def mutating_calls(self) -> list[tuple[str, Any]]:
+        return [c for c in self.calls if c[0] in ("create_nodegroup", "delete_nodegroup")]
+
+
+class FakeLaunchTemplates:
+    def __init__(self) -> None:
+        self.templates: dict[str, LaunchTemplateInfo] = {}
+        self.data: dict[tuple[str, str], dict[str, Any]] = {}  # (id, version) -> data
+        self.tokens: dict[str, str] = {}
+        self.calls: list[tuple[str, Any]] = []
+        self._ids = (f"lt-{n:017x}" for n in itertools.count(1))
+
+    def add(
+        self, name: str, data: Mapping[str, Any], tags: Mapping[str, str] | None = None
+    ) -> LaunchTemplateInfo:
+        info = LaunchTemplateInfo(id=next(self._ids), name=name, latest_version="1", tags=dict(tags or {}))
+        self.templates[name] = info
+        self.data[(info.id, "1")] = dict(data)
+        return info
+
+    def launch_template_data(self, template_id: str, version: str) -> dict[str, Any]:
+        self.calls.append(("launch_template_data", (template_id, version)))
+        return dict(self.data[(template_id, version)])
+
+    def find_launch_template(self, name: str) -> LaunchTemplateInfo | None:
+        self.calls.append(("find_launch_template", name))
+        return self.templates.get(name)
+
+    def create_launch_template(
+        self, name: str, data: Mapping[str, Any], tags: Mapping[str, str], client_token: str
+    ) -> LaunchTemplateInfo:
+        self.calls.append(("create_launch_template", (name, client_token)))
+        if client_token in self.tokens and self.tokens[client_token] == name:
+            return self.templates[name]
+        if name in self.templates:
+            raise AlreadyExists(name)
+        info = self.add(name, data, tags)
+        self.tokens[client_token] = name
+        return info
+
+
+class FakeParameters:
+    def __init__(self, values: Mapping[str, str] | None = None) -> None:
+        self.values = dict(values or {})
+        self.calls: list[str] = []
+
+    def get_parameter(self, name: str) -> str | None:
+        self.calls.append(name)
+        return self.values.get(name)
+
+
+class WorldClusterNodes:
+    """The ClusterNodesGateway over the simulator's KubeWorld, in process (no HTTP, no token): its
+    controllers, scheduler and eviction rules, parsed by the functions the real gateway uses."""
+
+    def __init__(self, world: KubeWorld) -> None:
+        self.world = world
+        self.evictions: list[tuple[str, str, str]] = []  # (namespace, name, outcome)
+        self.throttle_evictions = 0  # the next N evictions answer 429 without a budget (API throttling)
+
+    def list_nodes(self, label_selector: str | None = None) -> list[NodeInfo]:
+        wanted = dict(part.split("=", 1) for part in label_selector.split(",")) if label_selector else {}
+        nodes = [
+            node_info(n)
+            for n in self.world.list("Node")
+            if all((n["metadata"].get("labels") or {}).get(k) == v for k, v in wanted.items())
+        ]
+        return sorted(nodes, key=lambda n: n.name)
+
+    def cordon(self, node: str, *, mark: bool = True) -> None:
+        patch: dict[str, Any] = {"spec": {"unschedulable": True}}
+        if mark:
+            patch["metadata"] = {"annotations": {CORDONED_BY_ANNOTATION: "true"}}
+        self.world.patch_node(node, patch, "application/strategic-merge-patch+json")
+
+    def uncordon(self, node: str) -> None:
+        patch = {"spec": {"unschedulable": None}, "metadata": {"annotations": {CORDONED_BY_ANNOTATION: None}}}
+        self.world.patch_node(node, patch, "application/strategic-merge-patch+json")
+
+    def list_pods(self, node: str | None = None) -> list[PodInfo]:
+        pods = [pod_info(p) for p in self.world.list("Pod")]
+        return [p for p in pods if node is None or p.node == node]
+
+    def evict(self, namespace: str, name: str) -> Eviction:
+        if self.throttle_evictions:
+            self.throttle_evictions -= 1
+            outcome = eviction_outcome(429, '{"message": "the server has received too many requests"}')
+        else:
+            status = self.world.evict(namespace, name)
+            outcome = eviction_outcome(status.code, _body(status.body()))
+        self.evictions.append((namespace, name, outcome.outcome))
+        return outcome
+
+    def delete_pod(self, namespace: str, name: str) -> bool:
+        try:
+            self.world.delete("Pod", namespace, name)
+        except KubeError as error:
+            if error.status.code == 404:
+                return False
+            raise
+        return True
+
+    def list_budgets(self, namespace: str) -> list[BudgetInfo]:
+        return [
+            BudgetInfo(namespace=namespace, name=b["metadata"]["name"], selector=b["spec"].get("selector"))
+            for b in self.world.list("PodDisruptionBudget", namespace)
+        ]
+
+    def desired_replicas(self, namespace: str, owner: Owner) -> int | None:
+        if owner.kind not in ("ReplicaSet", "StatefulSet", "ReplicationController"):
+            return None
+        try:
+            obj = self.world.get(owner.kind, namespace, owner.name)
+        except KubeError:
+            return None
+        if obj["metadata"].get("uid") != owner.uid:
+            return None
+        replicas = obj["spec"].get("replicas")
+        return int(replicas) if replicas is not None else 1
+
+
+def _body(body: Mapping[str, Any]) -> str:
+    return json.dumps(body)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from upgrader import nodegroups
 from upgrader.migration_models import DeletionProgress, GroupRequest
-from upgrader.migration_wiring import migration_gateways
 from upgrader.observability import step_handler
 from upgrader.polling import WaitPlan
 from upgrader.settings import Settings
 from upgrader.versions import NODEGROUP_DELETE
+from upgrader.wiring import migration_gateways
 
 
 @step_handler("AbandonReplacementNodegroup", GroupRequest)

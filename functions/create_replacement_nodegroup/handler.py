@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from upgrader import nodegroups
 from upgrader.migration_models import GroupRequest, ReplacementStatus
-from upgrader.migration_wiring import migration_gateways
 from upgrader.observability import step_handler
 from upgrader.polling import WaitPlan
 from upgrader.settings import Settings
+from upgrader.wiring import migration_gateways
 
 
 @step_handler("CreateReplacementNodegroup", GroupRequest)

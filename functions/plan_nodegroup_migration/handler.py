@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from upgrader import nodegroups
 from upgrader.migration_models import MigrationPlan
-from upgrader.migration_wiring import migration_gateways
 from upgrader.models import ClusterUpgradeRequest
 from upgrader.observability import step_handler
 from upgrader.settings import Settings
+from upgrader.wiring import migration_gateways
 
 
 @step_handler("PlanNodegroupMigration", ClusterUpgradeRequest)

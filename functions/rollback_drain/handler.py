@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from upgrader import drain
 from upgrader.migration_models import GroupRequest, MigrationFailure
-from upgrader.migration_wiring import migration_gateways
 from upgrader.observability import step_handler
 from upgrader.settings import Settings
+from upgrader.wiring import migration_gateways
 
 
 @step_handler("RollbackDrain", GroupRequest)

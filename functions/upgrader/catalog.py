@@ -51,6 +51,61 @@ STEPS: tuple[StepSpec, ...] = (
         writes_reports=True,
     ),
     StepSpec(
+        name="PlanNodegroupMigration",
+        package="plan_nodegroup_migration",
+        description="Finds the managed node groups still on Docker and their containerd twins; lists the nodes "
+        "it does not migrate (blocking when they run Docker). Changes nothing.",
+        assumes_target_role=True,
+    ),
+    StepSpec(
+        name="CreateReplacementNodegroup",
+        package="create_replacement_nodegroup",
+        description="Creates (or adopts) the containerd twin of an old node group, with its launch template.",
+        assumes_target_role=True,
+    ),
+    StepSpec(
+        name="PollReplacementNodegroup",
+        package="poll_replacement_nodegroup",
+        description="Waits for the twin: ACTIVE with every node Ready on containerd, or not ready by its deadline.",
+        assumes_target_role=True,
+    ),
+    StepSpec(
+        name="AbandonReplacementNodegroup",
+        package="abandon_replacement_nodegroup",
+        description="Deletes a twin (ours only) that never became ready; the old group stays untouched.",
+        assumes_target_role=True,
+    ),
+    StepSpec(
+        name="PrepareDrain",
+        package="prepare_drain",
+        description="kubectl's refusals and the twin's capacity before any disruption; then cordons the old group.",
+        assumes_target_role=True,
+    ),
+    StepSpec(
+        name="DrainNodes",
+        package="drain_nodes",
+        description="One drain round: a batch of the old group's nodes, each pod evicted once (Eviction API).",
+        assumes_target_role=True,
+    ),
+    StepSpec(
+        name="RollbackDrain",
+        package="rollback_drain",
+        description="After a failed drain: uncordons (or keeps cordoned) the old nodes, and says where it stopped.",
+        assumes_target_role=True,
+    ),
+    StepSpec(
+        name="RetireNodegroup",
+        package="retire_nodegroup",
+        description="Deletes the old node group once no node of it runs a non-DaemonSet pod and its twin is up.",
+        assumes_target_role=True,
+    ),
+    StepSpec(
+        name="PollNodegroupDeletion",
+        package="poll_nodegroup_deletion",
+        description="Waits until a node group being deleted is gone.",
+        assumes_target_role=True,
+    ),
+    StepSpec(
         name="StartControlPlaneUpdate",
         package="start_control_plane_update",
         description="Starts (or adopts) the one-minor control plane version update.",
@@ -83,5 +138,19 @@ TARGET_READ_ACTIONS: tuple[str, ...] = (
     "eks:DescribeInsight",
     "ec2:DescribeSubnets",
     "ec2:DescribeLaunchTemplateVersions",
+    # Node group migration: our twin's launch template (found by name), the EKS-optimized AMI id.
+    "ec2:DescribeLaunchTemplates",
+    "ssm:GetParameter",
 )
-TARGET_MUTATING_ACTIONS: tuple[str, ...] = ("eks:UpdateClusterVersion",)
+TARGET_MUTATING_ACTIONS: tuple[str, ...] = (
+    "eks:UpdateClusterVersion",
+    # Node group migration: the twin (tagged, so eks:TagResource too), its launch template (tagged at
+    # creation: ec2:CreateTags), and the old group's deletion once drained.
+    "eks:CreateNodegroup",
+    "eks:TagResource",
+    "eks:DeleteNodegroup",
+    "ec2:CreateLaunchTemplate",
+    "ec2:CreateTags",
+    # CreateNodegroup with a launch template: EKS checks the caller may launch instances with it.
+    "ec2:RunInstances",
+)

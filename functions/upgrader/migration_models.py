@@ -9,48 +9,13 @@ Payloads stay small: node names only for the batch being drained, blocking pods 
 
 from __future__ import annotations
 
-import re
 from typing import Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field
 
-from upgrader.models import ClusterRef, RunRef, StateModel
+from upgrader.models import ClusterRef, MigrationOptions, RunRef, StateModel
 
 MAX_LISTED = 50  # blocking pods / owners kept in the state (the totals are always exact)
-_PERCENT = re.compile(r"^(100|[1-9][0-9]?)%$")
-
-
-class MigrationOptions(StateModel):
-    """The ``nodegroupMigration`` block of the execution input (docs/input-schema.md)."""
-
-    batch_size: int | str = Field(default=1, description="nodes drained at a time, or a percentage")
-    node_timeout_seconds: int = Field(default=900, ge=60, le=86_400)
-    on_timeout: Literal["fail", "force"] = "fail"
-    force_acknowledged: bool = False
-    delete_emptydir_data: bool = Field(default=False, alias="deleteEmptyDirData")
-    evict_pods_without_controller: bool = False
-    on_failure: Literal["uncordon", "keep-cordoned"] = "uncordon"
-    replacement_ready_timeout_seconds: int = Field(default=1800, ge=300, le=7200)
-
-    @field_validator("batch_size")
-    @classmethod
-    def _batch(cls, value: int | str) -> int | str:
-        if isinstance(value, int):
-            if value < 1:
-                raise ValueError("batchSize must be at least 1 node")
-            return value
-        if not _PERCENT.match(value):
-            raise ValueError("batchSize must be a number of nodes or a percentage like '25%'")
-        return value
-
-    @model_validator(mode="after")
-    def _force_needs_acknowledgment(self) -> MigrationOptions:
-        if self.on_timeout == "force" and not self.force_acknowledged:
-            raise ValueError(
-                "onTimeout 'force' deletes pods their disruption budgets protect: it needs "
-                "forceAcknowledged: true"
-            )
-        return self
 
 
 # -- plan -------------------------------------------------------------------------------------------

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
 
@@ -41,6 +42,42 @@ class Acknowledgment(StateModel):
     reason: str = Field(min_length=1, max_length=1024)
 
 
+_PERCENT = re.compile(r"^(100|[1-9][0-9]?)%$")
+
+
+class MigrationOptions(StateModel):
+    """The ``nodegroupMigration`` block of the execution input (docs/input-schema.md)."""
+
+    batch_size: int | str = Field(default=1, description="nodes drained at a time, or a percentage")
+    node_timeout_seconds: int = Field(default=900, ge=60, le=86_400)
+    on_timeout: Literal["fail", "force"] = "fail"
+    force_acknowledged: bool = False
+    delete_emptydir_data: bool = Field(default=False, alias="deleteEmptyDirData")
+    evict_pods_without_controller: bool = False
+    on_failure: Literal["uncordon", "keep-cordoned"] = "uncordon"
+    replacement_ready_timeout_seconds: int = Field(default=1800, ge=300, le=7200)
+
+    @field_validator("batch_size")
+    @classmethod
+    def _batch(cls, value: int | str) -> int | str:
+        if isinstance(value, int):
+            if value < 1:
+                raise ValueError("batchSize must be at least 1 node")
+            return value
+        if not _PERCENT.match(value):
+            raise ValueError("batchSize must be a number of nodes or a percentage like '25%'")
+        return value
+
+    @model_validator(mode="after")
+    def _force_needs_acknowledgment(self) -> MigrationOptions:
+        if self.on_timeout == "force" and not self.force_acknowledged:
+            raise ValueError(
+                "onTimeout 'force' deletes pods their disruption budgets protect: it needs "
+                "forceAcknowledged: true"
+            )
+        return self
+
+
 class ClusterUpgradeRequest(StateModel):
     """The validated execution input, as every later step sees it."""
 
@@ -49,6 +86,7 @@ class ClusterUpgradeRequest(StateModel):
     from_version: str
     to_version: str
     acknowledge: tuple[Acknowledgment, ...] = ()
+    nodegroup_migration: MigrationOptions = Field(default_factory=MigrationOptions)
 
 
 class PreflightResult(StateModel):

@@ -42,18 +42,17 @@ from upgrader.errors import (
     UnexpectedAwsError,
     UnmigratableDockerNodes,
 )
+from upgrader.gateways.aws import AlreadyExists
 from upgrader.gateways.cluster_nodes import NODEGROUP_LABEL, ClusterNodesGateway, NodeInfo
-from upgrader.gateways.nodegroups import (
-    AlreadyExists,
-    ClusterAccess,
-    LaunchTemplateGateway,
-    LaunchTemplateInfo,
+from upgrader.gateways.ec2 import LaunchTemplateGateway, LaunchTemplateInfo
+from upgrader.gateways.eks import (
+    ClusterInfo,
     LaunchTemplateRef,
-    NodegroupGateway,
     NodegroupInfo,
+    NodegroupLifecycle,
     NodegroupSpec,
-    ParameterGateway,
 )
+from upgrader.gateways.ssm import ParameterGateway
 from upgrader.migration_models import (
     DeletionProgress,
     GroupRequest,
@@ -179,12 +178,12 @@ def _runtimes(nodes: list[NodeInfo]) -> str:
     return ", ".join(sorted({n.runtime for n in nodes if n.runtime}))
 
 
-def plan(eks: NodegroupGateway, kube: ClusterNodesGateway, request: ClusterUpgradeRequest) -> MigrationPlan:
+def plan(eks: NodegroupLifecycle, kube: ClusterNodesGateway, request: ClusterUpgradeRequest) -> MigrationPlan:
     """What this run migrates. Makes no change; raises :class:`UnmigratableDockerNodes` when nodes this
     workflow does not replace run Docker (nothing could make them safe for the next version)."""
     cluster = request.cluster.name
-    version = eks.describe_cluster_access(cluster).version
-    groups = {name: eks.describe_nodegroup(cluster, name) for name in eks.list_nodegroups(cluster)}
+    version = eks.describe_cluster(cluster).version
+    groups = {name: eks.find_nodegroup(cluster, name) for name in eks.list_nodegroups(cluster)}
     managed = {name: group for name, group in groups.items() if group is not None}
     replaced_by = {
         g.tags[REPLACES_TAG]: g.name
@@ -363,7 +362,7 @@ def _rewrite_bootstrap(line: str, old: str, replacement: str) -> str:
     return line[:cut] + " --container-runtime containerd" + line[cut:]
 
 
-def bootstrap_command(cluster: ClusterAccess, replacement: str, image_id: str, group: NodegroupInfo) -> str:
+def bootstrap_command(cluster: ClusterInfo, replacement: str, image_id: str, group: NodegroupInfo) -> str:
     labels = {
         NODEGROUP_LABEL: replacement,
         "eks.amazonaws.com/nodegroup-image": image_id,
@@ -377,16 +376,10 @@ def bootstrap_command(cluster: ClusterAccess, replacement: str, image_id: str, g
             for t in group.taints
         )
         kubelet.append(f"--register-with-taints={taints}")
-    args = [
-        "/etc/eks/bootstrap.sh",
-        cluster.name,
-        "--container-runtime",
-        "containerd",
-        "--b64-cluster-ca",
-        cluster.certificate_authority,
-        "--apiserver-endpoint",
-        cluster.endpoint,
-    ]
+    args = ["/etc/eks/bootstrap.sh", cluster.name, "--container-runtime", "containerd"]
+    # Given, these save each node a DescribeCluster call (bootstrap.sh looks them up otherwise).
+    if cluster.certificate_authority and cluster.endpoint:
+        args += ["--b64-cluster-ca", cluster.certificate_authority, "--apiserver-endpoint", cluster.endpoint]
     if cluster.service_ipv4_cidr:
         args += ["--dns-cluster-ip", str(ipaddress.ip_network(cluster.service_ipv4_cidr, strict=False)[10])]
     args += ["--kubelet-extra-args", " ".join(kubelet)]
@@ -410,7 +403,7 @@ def _render(parts: list[tuple[str, str]], *, mime: bool = False) -> str:
 def containerd_user_data(
     old_user_data: str | None,
     *,
-    cluster: ClusterAccess,
+    cluster: ClusterInfo,
     old: NodegroupInfo,
     replacement: str,
     image_id: str | None,
@@ -463,7 +456,7 @@ def containerd_user_data(
 
 def design_replacement(
     old: NodegroupInfo,
-    cluster: ClusterAccess,
+    cluster: ClusterInfo,
     replacement: str,
     *,
     old_template_data: Mapping[str, Any] | None,
@@ -640,7 +633,7 @@ def _status(
 
 
 def create_replacement(
-    eks: NodegroupGateway,
+    eks: NodegroupLifecycle,
     ec2: LaunchTemplateGateway,
     ssm: ParameterGateway,
     request: GroupRequest,
@@ -648,19 +641,19 @@ def create_replacement(
 ) -> ReplacementStatus:
     """Create the twin, or adopt it if this workflow already did (lost response, retry, re-run)."""
     cluster, old_name, name = request.cluster.name, request.group.old, request.group.new
-    existing = eks.describe_nodegroup(cluster, name)
+    existing = eks.find_nodegroup(cluster, name)
     if existing is not None:
         if not is_ours(existing.tags, cluster, old_name):
             raise _taken("node group", name, cluster, existing.tags)
         return _status(request, existing, adopted=True, plan=plan, warnings=[])
-    old = eks.describe_nodegroup(cluster, old_name)
+    old = eks.find_nodegroup(cluster, old_name)
     if old is None:
         raise UnexpectedAwsError(
             f"node group {old_name} disappeared before its replacement was created",
             cluster=cluster,
             nodegroup=old_name,
         )
-    access = eks.describe_cluster_access(cluster)
+    access = eks.describe_cluster(cluster)
     old_data = (
         ec2.launch_template_data(old.launch_template.id, old.launch_template.version)
         if old.launch_template
@@ -677,7 +670,7 @@ def create_replacement(
     try:
         created = eks.create_nodegroup(cluster, spec, client_token(request, "nodegroup"))
     except AlreadyExists:
-        found = eks.describe_nodegroup(cluster, name)
+        found = eks.find_nodegroup(cluster, name)
         if found is None or not is_ours(found.tags, cluster, old_name):
             raise _taken("node group", name, cluster, found.tags if found else {}) from None
         created = found
@@ -686,7 +679,7 @@ def create_replacement(
 
 
 def poll_replacement(
-    eks: NodegroupGateway, kube: ClusterNodesGateway, request: GroupRequest, plan: WaitPlan
+    eks: NodegroupLifecycle, kube: ClusterNodesGateway, request: GroupRequest, plan: WaitPlan
 ) -> ReplacementStatus:
     """Ready when the twin is ACTIVE (or DEGRADED: the capacity check decides) and every node that
     joined is Ready on containerd. Fails (for the abandon flow) on CREATE_FAILED, on a node that runs
@@ -696,7 +689,7 @@ def poll_replacement(
     cluster, name = request.cluster.name, request.group.new
     waited = previous.waited_seconds + previous.next_wait_seconds
     polls = previous.polls + 1
-    group = eks.describe_nodegroup(cluster, name)
+    group = eks.find_nodegroup(cluster, name)
     if group is None or group.status in ("CREATE_FAILED", "DELETING", "DELETE_FAILED"):
         raise ReplacementNodegroupNotReady(
             f"replacement node group {name} is {group.status if group else 'gone'}; the old group "
@@ -757,10 +750,10 @@ def poll_replacement(
     )
 
 
-def abandon_replacement(eks: NodegroupGateway, request: GroupRequest, plan: WaitPlan) -> DeletionProgress:
+def abandon_replacement(eks: NodegroupLifecycle, request: GroupRequest, plan: WaitPlan) -> DeletionProgress:
     """Delete a twin that never became ready (only if it is ours); the old group stays as it is."""
     cluster, name = request.cluster.name, request.group.new
-    group = eks.describe_nodegroup(cluster, name)
+    group = eks.find_nodegroup(cluster, name)
     if group is not None and not is_ours(group.tags, cluster, request.group.old):
         raise _taken("node group", name, cluster, group.tags)
     deleted = eks.delete_nodegroup(cluster, name) if group is not None else None
@@ -774,7 +767,7 @@ def abandon_replacement(eks: NodegroupGateway, request: GroupRequest, plan: Wait
 
 
 def retire_old(
-    eks: NodegroupGateway, kube: ClusterNodesGateway, request: GroupRequest, plan: WaitPlan
+    eks: NodegroupLifecycle, kube: ClusterNodesGateway, request: GroupRequest, plan: WaitPlan
 ) -> DeletionProgress:
     """Delete the old group, only when none of its nodes runs a non-DaemonSet pod and its twin is up.
 
@@ -782,7 +775,7 @@ def retire_old(
     (``NotEmpty``). aws-auth is never read or written: the twin uses the same node role, so its
     mapping stays."""
     cluster, old_name, name = request.cluster.name, request.group.old, request.group.new
-    old = eks.describe_nodegroup(cluster, old_name)
+    old = eks.find_nodegroup(cluster, old_name)
     if old is None:
         return DeletionProgress(nodegroup=old_name, status="Deleted", summary=summary(request, "retired"))
     if old.status != "DELETING":
@@ -795,7 +788,7 @@ def retire_old(
                 next_wait_seconds=plan.timing.poll_seconds,
                 summary=summary(request, "draining"),
             )
-        twin = eks.describe_nodegroup(cluster, name)
+        twin = eks.find_nodegroup(cluster, name)
         if (
             twin is None
             or not is_ours(twin.tags, cluster, old_name)
@@ -816,14 +809,14 @@ def retire_old(
     )
 
 
-def poll_deletion(eks: NodegroupGateway, request: GroupRequest, plan: WaitPlan) -> DeletionProgress:
+def poll_deletion(eks: NodegroupLifecycle, request: GroupRequest, plan: WaitPlan) -> DeletionProgress:
     previous = request.deletion
     assert previous is not None
     cluster = request.cluster.name
     waited = previous.waited_seconds + previous.next_wait_seconds
     polls = previous.polls + 1
     retiring = previous.nodegroup == request.group.old
-    group = eks.describe_nodegroup(cluster, previous.nodegroup)
+    group = eks.find_nodegroup(cluster, previous.nodegroup)
     if group is None:
         return previous.model_copy(
             update={

@@ -29,6 +29,10 @@ class Settings(BaseModel):
     fixed_poll_seconds: int = Field(default=30, ge=1)
     # The orchestrator's reports bucket (central account): ReadinessCheck writes its reports there.
     report_bucket_name: str = Field(default="", max_length=63)
+    # Retries of a Kubernetes API call inside one invocation of the node group migration (429 with
+    # Retry-After, 5xx, connection errors; never an eviction). What is still failing is raised as a
+    # named retryable error and retried by the state machine.
+    kubernetes_max_retries: int = Field(default=3, ge=0, le=10)
 
     @classmethod
     def load(cls, environ: Mapping[str, str] | None = None) -> Settings:

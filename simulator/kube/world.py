@@ -847,7 +847,10 @@ class KubeWorld:
             if not dry_run:
                 before = self._pdb_health()
                 self._record_deletion(pod, "eviction")
-                self._remove_object(pod, cause="eviction")
+                # An announced eviction of a pod without a controller (the drain was told to accept the
+                # loss, and said so before) does not count it lost; an unannounced one does.
+                announced = self._is_expected("Pod", namespace, name)
+                self._remove_object(pod, cause="eviction", announced=announced)
                 self._reconcile()
                 self._count_violations(before, f"evict Pod {namespace}/{name}")
                 self.advance()

@@ -149,10 +149,26 @@ def test_demo_report_has_the_documented_shape(demo):
     assert report["virtualDurationSeconds"] == pytest.approx(
         sum(c["virtualDurationSeconds"] for c in clusters)
     )
-    # And the control plane update (8 virtual minutes each) is what the virtual time is made of; the
-    # blocked cluster stopped at the gate, before any wait
-    assert all(480 <= c["virtualDurationSeconds"] < 600 for c in clusters if c["name"] != BLOCKED)
+    # And the virtual time is each Docker group's migration (twin created in 4 virtual minutes, drained,
+    # old group deleted in 3) then the control plane update (8); the blocked cluster stopped at the
+    # gate, before any wait
+    for c in clusters:
+        if c["name"] != BLOCKED:
+            assert (
+                480 + 420 * len(c["nodegroups"])
+                <= c["virtualDurationSeconds"]
+                < 600 + 600 * len(c["nodegroups"])
+            ), c["name"]
     assert demo.cluster(BLOCKED)["virtualDurationSeconds"] < 60
+    # And each entry has the node group migration and the nodes as they stand
+    for c in clusters:
+        assert all(
+            g.keys() >= {"old", "new", "status", "nodesDrained", "podsEvicted", "pdbBlockedSeconds"}
+            for g in c["nodegroups"]
+        )
+        assert all(
+            n.keys() == {"name", "nodegroup", "kubeletVersion", "containerRuntimeVersion"} for n in c["nodes"]
+        )
     # And every cluster went through the readiness gate, with its report in the reports bucket
     for cluster in clusters:
         readiness = cluster["readiness"]
@@ -184,17 +200,70 @@ def test_demo_reports_the_ip_starved_cluster_failed_with_eks_error_details(demo)
     assert (cluster["after"]["version"], cluster["after"]["status"]) == ("1.23", "ACTIVE")
 
 
-def test_demo_makes_exactly_one_update_call_per_cluster(demo):
+def test_demo_mutating_calls_are_the_migration_then_one_update_per_cluster(demo):
     # When the demo has run (with EKS throttling the first two DescribeUpdate calls)
     calls = demo.report["awsCalls"]
 
-    # Then the only mutating calls are one UpdateClusterVersion per cluster the gate let through, in its
-    # own account (the reports the gate writes to the orchestrator's bucket change nothing in the fleet)
-    assert [(m["call"], m["account"], m["region"], m["step"]) for m in calls["mutatingCalls"]] == [
-        ("eks:UpdateClusterVersion", account, region, "StartControlPlaneUpdate")
-        for account, region, name in DEMO_CLUSTERS
-        if name != BLOCKED
-    ]
+    # Then, per cluster the gate let through and in its own account: for each Docker node group its
+    # twin's launch template and node group, the old group's deletion, then one UpdateClusterVersion
+    # (the reports the gate writes to the orchestrator's bucket change nothing in the fleet)
+    expected = []
+    for account, region, name in DEMO_CLUSTERS:
+        if name == BLOCKED:
+            continue
+        for _ in demo.cluster(name)["nodegroups"]:
+            expected += [
+                ("ec2:CreateLaunchTemplate", account, region, "CreateReplacementNodegroup"),
+                ("eks:CreateNodegroup", account, region, "CreateReplacementNodegroup"),
+                ("eks:DeleteNodegroup", account, region, "RetireNodegroup"),
+            ]
+        expected.append(("eks:UpdateClusterVersion", account, region, "StartControlPlaneUpdate"))
+    assert [(m["call"], m["account"], m["region"], m["step"]) for m in calls["mutatingCalls"]] == expected
+
+
+def test_demo_replaces_every_docker_group_by_a_containerd_twin_and_retires_it(demo):
+    # When the demo has run
+    report = demo.report
+    for cluster in report["clusters"]:
+        if cluster["name"] == BLOCKED:
+            continue
+        # Then every node group that ran Docker has a containerd twin, and is gone
+        docker_groups = sorted(
+            group
+            for group, entry in cluster["before"]["kubernetes"]["nodes"]["byNodegroup"].items()
+            if any(runtime.startswith("docker://") for runtime in entry["runtimes"])
+        )
+        assert sorted(g["old"] for g in cluster["nodegroups"]) == docker_groups
+        assert all(
+            g["status"] == "retired" and g["new"] == f"{g['old']}-containerd" for g in cluster["nodegroups"]
+        )
+        assert sorted(cluster["after"]["nodegroups"]) == [f"{g}-containerd" for g in docker_groups]
+        # And every node runs containerd now, still the 1.23 kubelet (the control plane moved, not the nodes)
+        assert cluster["nodes"] and all(
+            n["containerRuntimeVersion"].startswith("containerd://") for n in cluster["nodes"]
+        )
+        assert {n["nodegroup"] for n in cluster["nodes"]} == {f"{g}-containerd" for g in docker_groups}
+        assert all(n["kubeletVersion"].startswith("v1.23") for n in cluster["nodes"])
+        assert (
+            sum(g["nodesDrained"] for g in cluster["nodegroups"])
+            == cluster["before"]["kubernetes"]["nodes"]["total"]
+        )
+        # And nothing was lost, violated or deleted without being planned
+        invariants = cluster["invariants"]
+        assert (invariants["podsLost"], invariants["pdbViolations"], invariants["unexpectedDeletions"]) == (
+            0,
+            0,
+            0,
+        )
+    # And the blocked cluster was not touched: its Docker groups are still there, no twin
+    blocked = demo.cluster(BLOCKED)
+    assert blocked["nodegroups"] == []
+    assert sorted(blocked["after"]["nodegroups"]) == ["ci-runners", "system"]
+    assert {n["containerRuntimeVersion"] for n in blocked["nodes"]} == {"docker://20.10.25"}
+    # And the Markdown report shows the migration
+    markdown = (demo.out / "fleet-report.md").read_text()
+    assert "## Node groups migrated to containerd" in markdown
+    assert "| payments-prod | general | general-containerd | retired | 3 of 3 |" in markdown
 
 
 def test_demo_throttles_reach_the_state_machine_retry(demo):
@@ -266,7 +335,7 @@ def test_a_bad_scenario_exits_2_with_the_reason_on_stderr_and_no_report(tmp_path
 
 
 def test_demo_report_shows_the_world_before_and_after_with_real_invariants(demo):
-    # When the demo has run (control plane only: node groups untouched)
+    # When the demo has run (platform-tools blocked at the gate: its node groups untouched)
     report = demo.report
     cluster = demo.cluster("platform-tools")
 
@@ -284,7 +353,8 @@ def test_demo_report_shows_the_world_before_and_after_with_real_invariants(demo)
     assert report["invariants"]["podsLost"] == 0
     assert report["invariants"]["pdbViolations"] == 0
     assert report["invariants"]["unexpectedDeletions"] == 0
-    assert len(report["invariants"]["mutatingCalls"]) == len(DEMO_CLUSTERS) - 1
+    migrated = sum(len(c["nodegroups"]) for c in report["clusters"])
+    assert len(report["invariants"]["mutatingCalls"]) == len(DEMO_CLUSTERS) - 1 + 3 * migrated
 
 
 def test_demo_blocks_platform_tools_at_the_readiness_gate_and_shows_why(demo):

@@ -69,15 +69,43 @@ def test_mutating_actions_are_scoped_to_eks_arns_of_this_account_in_the_configur
     assert mutating
     regions_seen = set()
     for statement in mutating:
-        # Then no mutating statement mixes in other actions or reaches beyond EKS ARNs of this account
+        # Then no mutating statement mixes in other actions or reaches beyond ARNs of this account (EKS;
+        # EC2 for the node group migration's launch templates and the instances EKS launches with them)
         assert set(cfn.as_list(statement["Action"])) <= set(TARGET_MUTATING_ACTIONS)
         for arn in cfn.render(cfn.as_list(statement["Resource"])):
             match = re.fullmatch(
                 r"arn:aws:eks:([a-z0-9-]+):\$\{AWS::AccountId\}:(cluster|nodegroup|addon)/.+", arn
-            )
+            ) or re.fullmatch(r"arn:aws:ec2:([a-z0-9-]+):(\$\{AWS::AccountId\})?:[a-z-]+/\*", arn)
             assert match, arn
+            assert ":image/" in arn or "${AWS::AccountId}" in arn, arn  # only public AMIs name no account
             regions_seen.add(match.group(1))
     assert regions_seen == set(fleet_config.regions)
+
+
+def test_launch_template_and_instance_permissions_are_narrowed_by_conditions(synthesized, cfn):
+    statements = permission_statements(synthesized.stackset.to_json())
+
+    def statement_of(action: str) -> dict:
+        [statement] = [s for s in statements if action in cfn.as_list(s["Action"])]
+        return statement
+
+    # Launch templates are created only tagged as ours, and tagged only at creation
+    assert statement_of("ec2:CreateLaunchTemplate")["Condition"] == {
+        "StringEquals": {"aws:RequestTag/eks-fleet-upgrader/managed-by": "eks-fleet-upgrader"}
+    }
+    assert statement_of("ec2:CreateTags")["Condition"] == {
+        "StringEquals": {"ec2:CreateAction": "CreateLaunchTemplate"}
+    }
+    # Instances are launched only by EKS on the role's behalf (CreateNodegroup's launch template check)
+    run = statement_of("ec2:RunInstances")
+    assert cfn.as_list(run["Action"]) == ["ec2:RunInstances"]
+    assert run["Condition"] == {"ForAnyValue:StringEquals": {"aws:CalledVia": ["eks.amazonaws.com"]}}
+    # And the AMI parameters are the public EKS ones only
+    parameters = cfn.render(cfn.as_list(statement_of("ssm:GetParameter")["Resource"]))
+    assert parameters and all(
+        re.fullmatch(r"arn:aws:ssm:[a-z0-9-]+::parameter/aws/service/eks/optimized-ami/\*", arn)
+        for arn in parameters
+    )
 
 
 def test_pass_role_reaches_only_node_roles_and_only_eks(synthesized, fleet_config, cfn):
@@ -157,6 +185,7 @@ def test_readiness_reads_are_scoped_as_iam_allows_and_only_unscopable_ones_use_s
     [star] = [s for s in statements if s["Resource"] == "*"]
     assert sorted(cfn.as_list(star["Action"])) == [
         "ec2:DescribeLaunchTemplateVersions",
+        "ec2:DescribeLaunchTemplates",
         "ec2:DescribeSubnets",
         "eks:DescribeAddonVersions",
     ]

@@ -1,5 +1,5 @@
 """One contract, two implementations, for each gateway of the node group migration: the in-memory fakes
-(tests/fakes_nodegroups.py) and the real ones (boto3 on moto + the simulator's EKS extension; the
+(tests/fakes.py) and the real ones (boto3 on moto + the simulator's EKS extension; the
 official Kubernetes client over HTTP to the simulator's API server). If they disagree, a fake drifted."""
 
 from __future__ import annotations
@@ -12,24 +12,18 @@ import boto3
 import pytest
 from moto import mock_aws
 from upgrader.errors import ClusterNotFound
+from upgrader.gateways.aws import AlreadyExists
 from upgrader.gateways.cluster_nodes import ApiClusterNodesGateway, ClusterNodesGateway, Owner
+from upgrader.gateways.ec2 import BotoEc2Gateway, LaunchTemplateGateway
+from upgrader.gateways.eks import BotoEksGateway, NodegroupLifecycle, NodegroupSpec
 from upgrader.gateways.kubernetes import api_client
-from upgrader.gateways.nodegroups import (
-    AlreadyExists,
-    BotoLaunchTemplateGateway,
-    BotoNodegroupGateway,
-    BotoParameterGateway,
-    LaunchTemplateGateway,
-    NodegroupGateway,
-    NodegroupSpec,
-    ParameterGateway,
-)
+from upgrader.gateways.ssm import BotoSsmGateway, ParameterGateway
 
 from simulator.clock import VirtualClock
 from simulator.eks import EksSimulation, EksTimings, eks_extension
 from simulator.kube.apiserver import serve
 from simulator.kube.world import KubeWorld
-from tests.fakes_nodegroups import FakeLaunchTemplates, FakeNodegroups, FakeParameters, WorldClusterNodes
+from tests.fakes import FakeLaunchTemplates, FakeNodegroups, FakeParameters, WorldClusterNodes
 
 REGION = "eu-west-1"
 CLUSTER = "contract"
@@ -38,7 +32,7 @@ AMI_PARAMETER = "/aws/service/eks/optimized-ami/1.23/amazon-linux-2/recommended/
 
 @dataclass
 class Aws:
-    eks: NodegroupGateway
+    eks: NodegroupLifecycle
     ec2: LaunchTemplateGateway
     ssm: ParameterGateway
     base_spec: NodegroupSpec
@@ -78,9 +72,9 @@ def _real() -> Iterator[Aws]:
         )
         spec = NodegroupSpec(name="ng", node_role=role, subnets=(subnet,), scaling={"desiredSize": 1})
         yield Aws(
-            BotoNodegroupGateway(eks),
-            BotoLaunchTemplateGateway(ec2),
-            BotoParameterGateway(boto3.client("ssm", region_name=REGION)),
+            BotoEksGateway(eks),
+            BotoEc2Gateway(ec2),
+            BotoSsmGateway(boto3.client("ssm", region_name=REGION)),
             spec,
             lambda: clock.sleep(EksTimings().nodegroup_delete + 1),
         )
@@ -92,20 +86,18 @@ def aws(request) -> Iterator[Aws]:
 
 
 def test_cluster_access_reports_version_endpoint_and_ca(aws):
-    access = aws.eks.describe_cluster_access(CLUSTER)
+    access = aws.eks.describe_cluster(CLUSTER)
     assert (access.name, access.version, access.status) == (CLUSTER, "1.23", "ACTIVE")
     assert access.endpoint.startswith("https://") and base64.b64decode(access.certificate_authority)
 
 
 def test_unknown_cluster_is_cluster_not_found(aws):
-    if isinstance(aws.eks, FakeNodegroups):
-        pytest.skip("the fake serves one cluster")
     with pytest.raises(ClusterNotFound):
-        aws.eks.describe_cluster_access("nope")
+        aws.eks.describe_cluster("nope")
 
 
 def test_missing_nodegroup_is_none_and_listing_is_empty(aws):
-    assert aws.eks.describe_nodegroup(CLUSTER, "nope") is None
+    assert aws.eks.find_nodegroup(CLUSTER, "nope") is None
     assert aws.eks.delete_nodegroup(CLUSTER, "nope") is None
     assert aws.eks.list_nodegroups(CLUSTER) == []
 
@@ -128,7 +120,7 @@ def test_create_keeps_the_shape_and_the_same_token_returns_the_same_group(aws):
     assert again.name == "ng"
     with pytest.raises(AlreadyExists):
         aws.eks.create_nodegroup(CLUSTER, spec, "token-2")
-    found = aws.eks.describe_nodegroup(CLUSTER, "ng")
+    found = aws.eks.find_nodegroup(CLUSTER, "ng")
     assert found is not None
     assert (found.capacity_type, found.instance_types, dict(found.labels)) == (
         "SPOT",
@@ -144,9 +136,9 @@ def test_create_keeps_the_shape_and_the_same_token_returns_the_same_group(aws):
 def test_delete_is_deleting_then_gone(aws):
     aws.eks.create_nodegroup(CLUSTER, aws.base_spec, "token-1")
     assert aws.eks.delete_nodegroup(CLUSTER, "ng").status == "DELETING"
-    assert aws.eks.describe_nodegroup(CLUSTER, "ng").status == "DELETING"
+    assert aws.eks.find_nodegroup(CLUSTER, "ng").status == "DELETING"
     aws.finish_deletions()
-    assert aws.eks.describe_nodegroup(CLUSTER, "ng") is None
+    assert aws.eks.find_nodegroup(CLUSTER, "ng") is None
 
 
 def test_launch_templates_are_found_by_name_created_once_and_read_back(aws):

@@ -40,18 +40,21 @@ def test_happy_path_upgrades_the_control_plane_in_virtual_time():
     # First wait near the expected 8 minutes, then 20 s polls: detected exactly at 480 s.
     assert run.result.virtual_duration_seconds == 480
     states = entered(run)
-    assert states[:7] == [
+    assert states[:9] == [
         "ValidateInput",
         "Preflight",
         "ControlPlaneAlreadyAtTarget?",
         "UpdateAlreadyUnderWay?",
         "ReadinessCheck",
+        "PlanNodegroupMigration",  # no node group: nothing to migrate
+        "MigrateNodegroups",
         "StartControlPlaneUpdate",
         "WaitForControlPlane",
     ]
     assert states[-1] == "Upgraded"
     assert states.count("PollControlPlaneUpdate") == 4
-    assert run.result.lambda_invocations == 8
+    assert run.result.lambda_invocations == 9
+    assert run.result.output["nodegroupPlan"] == {"groups": [], "skipped": [], "plannedDeletions": []}
     assert run.result.output["readiness"]["counts"]["blocking"] == 0
     assert run.result.state_transitions == len(states)
     assert [f"{c.service}:{c.operation}" for c in sim.faults.mutating_calls()] == ["eks:UpdateClusterVersion"]

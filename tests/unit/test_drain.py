@@ -10,8 +10,8 @@ import pytest
 from upgrader import drain
 from upgrader.errors import DrainRefused, DrainTimedOut, InsufficientReplacementCapacity
 from upgrader.gateways.cluster_nodes import CORDONED_BY_ANNOTATION
-from upgrader.migration_models import CaughtError, DrainProgress, GroupRequest, MigrationOptions, PlannedGroup
-from upgrader.models import ClusterRef, RunRef
+from upgrader.migration_models import CaughtError, DrainProgress, GroupRequest, PlannedGroup
+from upgrader.models import ClusterRef, MigrationOptions, RunRef
 from upgrader.polling import WaitPlan
 from upgrader.versions import DRAIN
 
@@ -19,7 +19,7 @@ from simulator.clock import VirtualClock
 from simulator.kube.world import KubeWorld
 from simulator.scenario import WorkloadSpec
 from simulator.workloads import manifests
-from tests.fakes_nodegroups import WorldClusterNodes
+from tests.fakes import WorldClusterNodes
 
 DOCKER = "docker://20.10.25"
 CONTAINERD = "containerd://1.6.19"

@@ -91,3 +91,40 @@ def test_malformed_or_repeated_acknowledgments_are_invalid_input(acknowledge, fi
     with pytest.raises(InvalidInput) as caught:
         validate_request(envelope(event))
     assert field in str(caught.value)
+
+
+def test_node_group_migration_options_reach_the_request_with_safe_defaults():
+    # Given no options: one node at a time, 15 minutes, fail, nothing forced, uncordon on failure
+    request = validate_request(envelope(load_event("cluster_upgrade_input")))
+    options = request.nodegroup_migration
+    assert (options.batch_size, options.node_timeout_seconds, options.on_timeout) == (1, 900, "fail")
+    assert not (
+        options.delete_emptydir_data or options.evict_pods_without_controller or options.force_acknowledged
+    )
+    assert options.on_failure == "uncordon"
+    # When the operator sets them, they reach every step as given
+    event = load_event("cluster_upgrade_input")
+    event["nodegroupMigration"] = {"batchSize": "25%", "onTimeout": "force", "forceAcknowledged": True}
+    options = validate_request(envelope(event)).nodegroup_migration
+    assert (options.batch_size, options.on_timeout) == ("25%", "force")
+    assert validate_request(envelope(event)).dump()["nodegroupMigration"]["forceAcknowledged"] is True
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"onTimeout": "force"},  # force needs its explicit acknowledgment
+        {"onTimeout": "force", "forceAcknowledged": False},
+        {"batchSize": 0},
+        {"batchSize": "0%"},
+        {"batchSize": "150%"},
+        {"nodeTimeoutSeconds": 5},
+        {"onFailure": "delete"},
+        {"drainEverything": True},
+    ],
+)
+def test_unsafe_or_unknown_migration_options_are_invalid_input(options):
+    event = load_event("cluster_upgrade_input")
+    event["nodegroupMigration"] = options
+    with pytest.raises(InvalidInput):
+        validate_request(envelope(event))

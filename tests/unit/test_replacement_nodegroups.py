@@ -16,7 +16,7 @@ from upgrader.errors import (
     ReplacementNodegroupNotReady,
     UnmigratableDockerNodes,
 )
-from upgrader.gateways.nodegroups import LaunchTemplateRef, NodegroupInfo
+from upgrader.gateways.eks import LaunchTemplateRef, NodegroupInfo
 from upgrader.migration_models import DeletionProgress, GroupRequest, PlannedGroup
 from upgrader.models import ClusterRef, ClusterUpgradeRequest, RunRef
 from upgrader.polling import WaitPlan
@@ -24,7 +24,7 @@ from upgrader.versions import NODEGROUP_CREATE, NODEGROUP_DELETE
 
 from simulator.clock import VirtualClock
 from simulator.kube.world import KubeWorld
-from tests.fakes_nodegroups import FakeLaunchTemplates, FakeNodegroups, FakeParameters, WorldClusterNodes
+from tests.fakes import FakeLaunchTemplates, FakeNodegroups, FakeParameters, WorldClusterNodes
 
 CLUSTER = "payments-prod"
 AMI_123 = "ami-0aaaaaaaaaaaaaaaa"

@@ -50,6 +50,13 @@ ACCESS_DENIED_CODES = frozenset({"AccessDenied", "AccessDeniedException", "Unaut
 _SESSION_NAME_UNSAFE = re.compile(r"[^\w+=,.@-]")
 
 
+class AlreadyExists(Exception):
+    """A create found the name taken (EKS ResourceInUseException, EC2 ...AlreadyExistsException).
+
+    Not part of the error tree: the domain decides whether what exists is its own to adopt.
+    """
+
+
 def partition_for(region: str) -> str:
     if region.startswith("cn-"):
         return "aws-cn"

@@ -1,16 +1,19 @@
 """Nodes, pods, evictions and disruption budgets of one cluster, behind a small interface.
 
 The drain (``upgrader.drain``) talks to :class:`ClusterNodesGateway`; tests use the fake in
-``tests/fakes_nodegroups.py``, and ``tests/integration/test_cluster_nodes_contract.py`` runs one
-contract against the fake and :class:`ApiClusterNodesGateway` (the official client against the
-simulator's API server).
+``tests/fakes.py`` (``WorldClusterNodes``), and ``tests/integration/test_migration_gateway_contract.py``
+runs one contract against the fake and :class:`ApiClusterNodesGateway` (the official client against
+the simulator's API server). Kept apart from ``gateways/kubernetes.py`` (token, client, the readiness
+scan's listing) because it is the only Kubernetes adapter that changes anything: cordon, evict,
+delete.
 
 Responses are read as plain JSON (``_preload_content=False``): the drain needs a handful of fields,
 and validating every pod into the client's models costs ~20 ms per 100 pods.
 
-Errors: 429 and 5xx left over after the client's own retries become the retryable
-``KubernetesThrottled`` / ``TransientKubernetesError``, 401/403 ``KubernetesAccessDenied``,
-anything else ``UnexpectedKubernetesError``. Evictions are the exception: their 429 (a disruption
+Errors go through the one translation of Kubernetes answers (``kubernetes_error`` in
+``gateways/kubernetes.py``): 429 and 5xx left over after the client's own retries become the retryable
+``KubernetesThrottled`` / ``TransientKubernetesError``, 401 ``KubernetesAccessDenied``, anything else
+``UnexpectedKubernetesError``. Evictions are the exception: their 429 (a disruption
 budget said no, or throttling) and 500 (several budgets) are *outcomes* the workflow waits on, never
 retried here.
 """
@@ -24,12 +27,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
-from upgrader.errors import (
-    KubernetesAccessDenied,
-    KubernetesThrottled,
-    TransientKubernetesError,
-    UnexpectedKubernetesError,
-)
+from upgrader.errors import TransientKubernetesError
+from upgrader.gateways.kubernetes import kubernetes_error
 
 if TYPE_CHECKING:
     from kubernetes.client import ApiClient
@@ -243,18 +242,7 @@ def eviction_outcome(status: int, body: str | None) -> Eviction:
         return Eviction("throttled", message=message)
     if status == 500 and "more than one PodDisruptionBudget" in message:
         return Eviction("multiple-budgets", message=message)
-    raise api_error(status, message, "evict pod")
-
-
-def api_error(status: int, message: str, action: str) -> Exception:
-    details = {"httpStatus": status, "kubernetesMessage": message[:500], "action": action}
-    if status == 429:
-        return KubernetesThrottled(f"Kubernetes API throttled: {action}", **details)
-    if status in (401, 403):
-        return KubernetesAccessDenied(f"Kubernetes API refused the target role: {action}", **details)
-    if status >= 500 or status == 0:
-        return TransientKubernetesError(f"Kubernetes API unavailable: {action}", **details)
-    return UnexpectedKubernetesError(f"Kubernetes API answered {status}: {action}", **details)
+    raise kubernetes_error(status, body, "evict pod")
 
 
 # -- the official client --------------------------------------------------------------------------------
@@ -275,12 +263,7 @@ class ApiClusterNodesGateway:
         try:
             yield
         except ApiException as error:
-            body = error.body.decode() if isinstance(error.body, bytes) else (error.body or "")
-            try:
-                message = json.loads(body).get("message", body)
-            except (ValueError, AttributeError):
-                message = body
-            raise api_error(int(error.status or 0), str(message), action) from error
+            raise kubernetes_error(error.status, error.body, action) from error
         except HTTPError as error:  # connection errors left over after the client's retries
             raise TransientKubernetesError(
                 f"Kubernetes API unreachable: {action}", action=action, error=type(error).__name__

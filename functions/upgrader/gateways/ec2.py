@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from botocore.exceptions import ClientError
 
 from upgrader.errors import AwsResourceNotFound
-from upgrader.gateways.aws import aws_errors, json_safe, translate_client_error
+from upgrader.gateways.aws import AlreadyExists, aws_errors, json_safe, translate_client_error
 
 if TYPE_CHECKING:
     from mypy_boto3_ec2 import EC2Client
@@ -50,6 +51,28 @@ def decode_user_data(value: str) -> str:
         return base64.b64decode("".join(value.split()), validate=True).decode("utf-8")
     except (binascii.Error, ValueError):
         return value
+
+
+@dataclass(frozen=True)
+class LaunchTemplateInfo:
+    id: str
+    name: str
+    latest_version: str
+    tags: Mapping[str, str] = field(default_factory=dict)
+
+
+class LaunchTemplateGateway(Protocol):
+    def launch_template_data(self, template_id: str, version: str) -> dict[str, Any]: ...
+
+    def find_launch_template(self, name: str) -> LaunchTemplateInfo | None: ...
+
+    def create_launch_template(
+        self, name: str, data: Mapping[str, Any], tags: Mapping[str, str], client_token: str
+    ) -> LaunchTemplateInfo: ...
+
+
+# Fields of a launch template version a managed node group's template may not carry.
+_NOT_COPIED = frozenset({"IamInstanceProfile"})  # EKS sets the instance profile from the node role
 
 
 class BotoEc2Gateway:
@@ -107,3 +130,61 @@ class BotoEc2Gateway:
             )
         user_data = (versions[0].get("LaunchTemplateData") or {}).get("UserData")
         return decode_user_data(user_data) if user_data else None
+
+    # -- node group migration: launch templates ------------------------------------------------------
+    def launch_template_data(self, template_id: str, version: str) -> dict[str, Any]:
+        found = self._call(
+            "describe_launch_template_versions",
+            ("launch template", template_id),
+            LaunchTemplateId=template_id,
+            Versions=[version],
+        )
+        versions = found.get("LaunchTemplateVersions", [])
+        data = dict(versions[0].get("LaunchTemplateData") or {}) if versions else {}
+        return {k: v for k, v in data.items() if k not in _NOT_COPIED}
+
+    def find_launch_template(self, name: str) -> LaunchTemplateInfo | None:
+        try:
+            found = self._call(
+                "describe_launch_templates", ("launch template", name), LaunchTemplateNames=[name]
+            )
+        except AwsResourceNotFound:
+            return None
+        templates = found.get("LaunchTemplates", [])
+        return _template_info(templates[0]) if templates else None
+
+    def create_launch_template(
+        self, name: str, data: Mapping[str, Any], tags: Mapping[str, str], client_token: str
+    ) -> LaunchTemplateInfo:
+        with aws_errors("ec2:CreateLaunchTemplate"):
+            try:
+                created = self._client.create_launch_template(
+                    LaunchTemplateName=name,
+                    LaunchTemplateData=dict(data),  # type: ignore[arg-type]
+                    ClientToken=client_token,
+                    TagSpecifications=[
+                        {
+                            "ResourceType": "launch-template",
+                            "Tags": [{"Key": k, "Value": v} for k, v in sorted(tags.items())],
+                        }
+                    ],
+                )["LaunchTemplate"]
+            except ClientError as error:
+                if (
+                    error.response.get("Error", {}).get("Code")
+                    == "InvalidLaunchTemplateName.AlreadyExistsException"
+                ):
+                    raise AlreadyExists(f"launch template {name}") from error
+                raise translate_client_error(error, "ec2:CreateLaunchTemplate") from error
+        info = _template_info(created)  # type: ignore[arg-type]
+        # CreateLaunchTemplate's answer omits the tags it was given.
+        return info if info.tags else LaunchTemplateInfo(info.id, info.name, info.latest_version, dict(tags))
+
+
+def _template_info(raw: Mapping[str, Any]) -> LaunchTemplateInfo:
+    return LaunchTemplateInfo(
+        id=raw["LaunchTemplateId"],
+        name=raw["LaunchTemplateName"],
+        latest_version=str(raw.get("LatestVersionNumber", 1)),
+        tags={t["Key"]: t["Value"] for t in raw.get("Tags") or []},
+    )

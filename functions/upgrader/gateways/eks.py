@@ -3,13 +3,14 @@ same contract (tests/fakes.py), and tests/integration/test_eks_contract.py prove
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from botocore.exceptions import ClientError
 
 from upgrader.errors import AwsResourceNotFound, ClusterNotFound, UpdateAlreadyInProgress, UpgradeError
-from upgrader.gateways.aws import aws_errors, json_safe, translate_client_error
+from upgrader.gateways.aws import AlreadyExists, aws_errors, json_safe, translate_client_error
 
 if TYPE_CHECKING:
     from mypy_boto3_eks import EKSClient
@@ -26,6 +27,7 @@ class ClusterInfo:
     endpoint: str | None = None  # the API server URL
     certificate_authority: str | None = None  # base64 PEM, as DescribeCluster returns it
     subnet_ids: tuple[str, ...] = ()
+    service_ipv4_cidr: str | None = None  # kubernetesNetworkConfig.serviceIpv4Cidr (a node's DNS IP)
     raw: dict[str, Any] = field(default_factory=dict, compare=False)  # DescribeCluster's `cluster`
 
 
@@ -67,6 +69,76 @@ class EksGateway(Protocol):
         ...
 
     def describe_insight(self, cluster: str, insight_id: str) -> dict[str, Any]: ...
+
+
+@dataclass(frozen=True)
+class LaunchTemplateRef:
+    id: str
+    version: str
+    name: str | None = None
+
+
+@dataclass(frozen=True)
+class NodegroupInfo:
+    name: str
+    status: str
+    version: str | None = None
+    release_version: str | None = None
+    ami_type: str | None = None
+    capacity_type: str | None = None
+    instance_types: tuple[str, ...] = ()
+    scaling: Mapping[str, int] = field(default_factory=dict)
+    subnets: tuple[str, ...] = ()
+    node_role: str = ""
+    labels: Mapping[str, str] = field(default_factory=dict)
+    taints: tuple[Mapping[str, str], ...] = ()
+    tags: Mapping[str, str] = field(default_factory=dict)
+    disk_size: int | None = None
+    remote_access: Mapping[str, Any] | None = None
+    update_config: Mapping[str, int] | None = None
+    launch_template: LaunchTemplateRef | None = None
+    health_issues: tuple[Mapping[str, Any], ...] = ()
+
+
+@dataclass(frozen=True)
+class NodegroupSpec:
+    """A CreateNodegroup request (without cluster and token)."""
+
+    name: str
+    node_role: str
+    subnets: tuple[str, ...]
+    scaling: Mapping[str, int]
+    capacity_type: str | None = None
+    instance_types: tuple[str, ...] = ()
+    labels: Mapping[str, str] = field(default_factory=dict)
+    taints: tuple[Mapping[str, str], ...] = ()
+    tags: Mapping[str, str] = field(default_factory=dict)
+    update_config: Mapping[str, int] | None = None
+    ami_type: str | None = None
+    version: str | None = None
+    disk_size: int | None = None
+    remote_access: Mapping[str, Any] | None = None
+    launch_template: LaunchTemplateRef | None = None
+
+
+class NodegroupLifecycle(Protocol):
+    """What the node group migration does with managed node groups (typed, unlike the readiness facts)."""
+
+    def describe_cluster(self, name: str) -> ClusterInfo: ...
+
+    def list_nodegroups(self, cluster: str) -> list[str]: ...
+
+    def find_nodegroup(self, cluster: str, name: str) -> NodegroupInfo | None:
+        """The node group, or None when there is none of that name."""
+        ...
+
+    def create_nodegroup(self, cluster: str, spec: NodegroupSpec, client_request_token: str) -> NodegroupInfo:
+        """Raises AlreadyExists when the name is taken (and the token is not the one that created it)."""
+        ...
+
+    def delete_nodegroup(self, cluster: str, name: str) -> NodegroupInfo | None:
+        """The group, now DELETING; None when there is none of that name."""
+        ...
 
 
 def _update_info(raw: dict[str, Any]) -> UpdateInfo:
@@ -148,6 +220,7 @@ class BotoEksGateway:
             endpoint=raw.get("endpoint"),
             certificate_authority=(raw.get("certificateAuthority") or {}).get("data"),
             subnet_ids=tuple((raw.get("resourcesVpcConfig") or {}).get("subnetIds") or ()),
+            service_ipv4_cidr=(raw.get("kubernetesNetworkConfig") or {}).get("serviceIpv4Cidr"),
             raw=json_safe(raw),
         )
 
@@ -221,3 +294,92 @@ class BotoEksGateway:
             clientRequestToken=client_request_token,
         )
         return _update_info(raw["update"])
+
+    # -- node group migration --------------------------------------------------------------------
+    def _maybe(self, operation: str, cluster: str, **kwargs: Any) -> dict[str, Any] | None:
+        """A call whose ResourceNotFoundException means "no such node group" (None), not an error."""
+        with aws_errors(f"eks:{operation}"):
+            try:
+                return getattr(self._client, operation)(**kwargs)  # type: ignore[no-any-return]
+            except ClientError as error:
+                code = error.response.get("Error", {}).get("Code", "")
+                message = error.response.get("Error", {}).get("Message", "")
+                if code == "ResourceNotFoundException" and not message.startswith("No cluster"):
+                    return None
+                raise self._translate(error, f"eks:{operation}", cluster) from error
+
+    def find_nodegroup(self, cluster: str, name: str) -> NodegroupInfo | None:
+        found = self._maybe("describe_nodegroup", cluster, clusterName=cluster, nodegroupName=name)
+        return nodegroup_info(found["nodegroup"]) if found else None
+
+    def create_nodegroup(self, cluster: str, spec: NodegroupSpec, client_request_token: str) -> NodegroupInfo:
+        with aws_errors("eks:CreateNodegroup"):
+            try:
+                raw = self._client.create_nodegroup(
+                    **create_nodegroup_request(cluster, spec, client_request_token)
+                )
+            except ClientError as error:
+                if error.response.get("Error", {}).get("Code") == "ResourceInUseException":
+                    raise AlreadyExists(f"node group {spec.name}") from error
+                raise self._translate(error, "eks:CreateNodegroup", cluster) from error
+        return nodegroup_info(raw["nodegroup"])
+
+    def delete_nodegroup(self, cluster: str, name: str) -> NodegroupInfo | None:
+        found = self._maybe("delete_nodegroup", cluster, clusterName=cluster, nodegroupName=name)
+        return nodegroup_info(found["nodegroup"]) if found else None
+
+
+def nodegroup_info(raw: Mapping[str, Any]) -> NodegroupInfo:
+    template = raw.get("launchTemplate")
+    return NodegroupInfo(
+        name=raw["nodegroupName"],
+        status=raw["status"],
+        version=raw.get("version"),
+        release_version=raw.get("releaseVersion"),
+        ami_type=raw.get("amiType"),
+        capacity_type=raw.get("capacityType"),
+        instance_types=tuple(raw.get("instanceTypes") or ()),
+        scaling={k: int(v) for k, v in (raw.get("scalingConfig") or {}).items()},
+        subnets=tuple(raw.get("subnets") or ()),
+        node_role=raw.get("nodeRole", ""),
+        labels=dict(raw.get("labels") or {}),
+        taints=tuple(dict(t) for t in raw.get("taints") or ()),
+        tags=dict(raw.get("tags") or {}),
+        disk_size=int(raw["diskSize"]) if raw.get("diskSize") not in (None, "") else None,
+        remote_access=dict(raw["remoteAccess"]) if raw.get("remoteAccess") else None,
+        update_config=dict(raw["updateConfig"]) if raw.get("updateConfig") else None,
+        launch_template=LaunchTemplateRef(
+            id=template.get("id", ""), version=str(template.get("version", "")), name=template.get("name")
+        )
+        if template
+        else None,
+        health_issues=tuple((raw.get("health") or {}).get("issues") or ()),
+    )
+
+
+def create_nodegroup_request(cluster: str, spec: NodegroupSpec, token: str) -> dict[str, Any]:
+    request: dict[str, Any] = {
+        "clusterName": cluster,
+        "nodegroupName": spec.name,
+        "nodeRole": spec.node_role,
+        "subnets": list(spec.subnets),
+        "scalingConfig": dict(spec.scaling),
+        "labels": dict(spec.labels),
+        "taints": [dict(t) for t in spec.taints],
+        "tags": dict(spec.tags),
+        "clientRequestToken": token,
+    }
+    optional = {
+        "capacityType": spec.capacity_type,
+        "instanceTypes": list(spec.instance_types) or None,
+        "updateConfig": dict(spec.update_config) if spec.update_config else None,
+        "amiType": spec.ami_type,
+        "version": spec.version,
+        "diskSize": spec.disk_size,
+        "remoteAccess": dict(spec.remote_access) if spec.remote_access else None,
+        "launchTemplate": {"id": spec.launch_template.id, "version": spec.launch_template.version}
+        if spec.launch_template
+        else None,
+    }
+    request.update({k: v for k, v in optional.items() if v is not None})
+    return request
