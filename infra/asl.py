@@ -50,9 +50,6 @@ class AslDefinition:
         used = self.placeholders
         return tuple(step for step in STEPS if step.arn_variable in used)
 
-    def unsupplied_placeholders(self) -> frozenset[str]:
-        return self.placeholders - SUPPLIED_VARIABLES
-
 
 def load_definition(path: Path) -> AslDefinition:
     text = path.read_text(encoding="utf-8")

@@ -554,15 +554,8 @@ class SimEksResponse(EKSResponse):
     def describe_update(self) -> ActionResult:
         name = self._get_param("name")
         update_id = self._get_param("updateId")
-        nodegroup = self._get_param("nodegroupName")
-        addon = self._get_param("addonName")
-        cluster = self._cluster(name)
-        if nodegroup:
-            self._nodegroup(cluster, nodegroup)
-        if addon:
-            self._addon(cluster, addon)
-        for update in self.simulation.updates.get(self._key(name), []):
-            if update.id == update_id and (update.nodegroup, update.addon) == (nodegroup, addon):
+        for update in self._scoped_updates(name):
+            if update.id == update_id:
                 return ActionResult({"update": self.simulation.render(update)})
         raise ResourceNotFoundException(
             clusterName=name,
@@ -571,6 +564,12 @@ class SimEksResponse(EKSResponse):
 
     def list_updates(self) -> ActionResult:
         name = self._get_param("name")
+        ids = [u.id for u in self._scoped_updates(name)]
+        return ActionResult(self._page(name, "updateIds", ids))
+
+    def _scoped_updates(self, name: str) -> list[SimUpdate]:
+        """The updates of the cluster, or of the node group or add-on the request names (which must
+        exist), oldest first."""
         nodegroup = self._get_param("nodegroupName")
         addon = self._get_param("addonName")
         cluster = self._cluster(name)
@@ -578,12 +577,11 @@ class SimEksResponse(EKSResponse):
             self._nodegroup(cluster, nodegroup)
         if addon:
             self._addon(cluster, addon)
-        ids = [
-            u.id
+        return [
+            u
             for u in self.simulation.updates.get(self._key(name), [])
             if (u.nodegroup, u.addon) == (nodegroup, addon)
         ]
-        return ActionResult(self._page(name, "updateIds", ids))
 
     def _page(self, name: str, field_name: str, items: list[Any]) -> dict[str, Any]:
         max_results = int(self._get_param("maxResults") or 100)

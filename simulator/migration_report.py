@@ -72,11 +72,6 @@ def nodegroup_migrations(result: ExecutionResult) -> list[dict[str, Any]]:
     return rows
 
 
-def skipped_nodes(result: ExecutionResult) -> list[dict[str, Any]]:
-    plan = migration_plan(result)
-    return list(plan.get("skipped", [])) if plan else []
-
-
 def cluster_nodes(world: KubeWorld) -> list[dict[str, Any]]:
     return [
         {

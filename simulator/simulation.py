@@ -276,6 +276,3 @@ class Simulation(contextlib.AbstractContextManager["Simulation"]):
             raise
         document: dict[str, Any] = json.loads(body.read())
         return document
-
-    def run_fleet(self) -> list[ClusterRun]:
-        return [self.run_cluster(account, cluster) for account, cluster in self.scenario.clusters()]

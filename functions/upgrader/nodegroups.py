@@ -44,7 +44,7 @@ from upgrader.errors import (
 )
 from upgrader.gateways.aws import AlreadyExists
 from upgrader.gateways.cluster_nodes import NODEGROUP_LABEL, ClusterNodesGateway, NodeInfo
-from upgrader.gateways.ec2 import LaunchTemplateGateway, LaunchTemplateInfo
+from upgrader.gateways.ec2 import LaunchTemplateGateway, LaunchTemplateInfo, decode_user_data
 from upgrader.gateways.eks import (
     ClusterInfo,
     LaunchTemplateRef,
@@ -320,15 +320,6 @@ _DOCKER_FLAGS = re.compile(
 _DOCKER_SETTINGS = re.compile(r"/etc/docker/daemon\.json|\bdockerd?\b")
 
 
-def _decode(user_data: str | None) -> str:
-    if not user_data:
-        return ""
-    try:
-        return base64.b64decode(user_data, validate=True).decode("utf-8")
-    except (ValueError, UnicodeDecodeError):
-        return user_data
-
-
 def _parts(text: str) -> list[tuple[str, str]]:
     """(content type, body) of each part of user data: MIME multipart, or one plain document."""
     if not text.strip():
@@ -419,7 +410,7 @@ def containerd_user_data(
     warnings: list[str] = []
     parts: list[tuple[str, str]] = []
     bootstrapped = False
-    for kind, body in _parts(_decode(old_user_data)):
+    for kind, body in _parts(decode_user_data(old_user_data or "")):
         if kind != "text/x-shellscript":
             parts.append((kind, body))
             continue

@@ -715,33 +715,27 @@ class KubeWorld:
             return str(self._rv), items
 
     # -- public: writes -------------------------------------------------------------------------
+    def _write(self, manifest: JSON, *, mode: str) -> JSON:
+        """Upsert (``apply``, ``create`` or ``replace``), let the controllers act, read it back."""
+        with self._lock:
+            self.advance()
+            obj = self._upsert(manifest, mode=mode)
+            self._reconcile()
+            self.advance()
+            return self.get(obj["kind"], obj["metadata"].get("namespace"), obj["metadata"]["name"])
+
     def apply(self, manifest: JSON) -> JSON:
         """Create or replace an object from a manifest (``kubectl apply``, simplified: the manifest
         replaces metadata labels/annotations and spec). Controllers act at once."""
-        with self._lock:
-            self.advance()
-            obj = self._upsert(manifest, mode="apply")
-            self._reconcile()
-            self.advance()
-            return self.get(obj["kind"], obj["metadata"].get("namespace"), obj["metadata"]["name"])
+        return self._write(manifest, mode="apply")
 
     def create(self, manifest: JSON) -> JSON:
         """POST: 409 AlreadyExists if the object exists."""
-        with self._lock:
-            self.advance()
-            obj = self._upsert(manifest, mode="create")
-            self._reconcile()
-            self.advance()
-            return self.get(obj["kind"], obj["metadata"].get("namespace"), obj["metadata"]["name"])
+        return self._write(manifest, mode="create")
 
     def replace(self, manifest: JSON) -> JSON:
         """PUT: 404 if missing, 409 Conflict if ``metadata.resourceVersion`` is stale."""
-        with self._lock:
-            self.advance()
-            obj = self._upsert(manifest, mode="replace")
-            self._reconcile()
-            self.advance()
-            return self.get(obj["kind"], obj["metadata"].get("namespace"), obj["metadata"]["name"])
+        return self._write(manifest, mode="replace")
 
     def patch(self, kind: str, namespace: str | None, name: str, patch: Any, content_type: str) -> JSON:
         """PATCH with ``application/merge-patch+json``, ``application/strategic-merge-patch+json`` or

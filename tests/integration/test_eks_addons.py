@@ -7,14 +7,11 @@ with a fresh virtual clock.
 
 from __future__ import annotations
 
-import itertools
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
-import boto3
 import pytest
 from botocore.exceptions import ClientError
-from moto import mock_aws
 
 from simulator import eks_catalog as catalog
 from simulator.clock import VirtualClock
@@ -22,41 +19,13 @@ from simulator.eks import ADDON_COMPATIBILITY_INSIGHT, EksSimulation, EksTimings
 
 ACCOUNT = "123456789012"  # moto's default account
 REGION = "eu-west-1"
-ROLE_ARN = f"arn:aws:iam::{ACCOUNT}:role/eks-cluster-role"
 TIMINGS = EksTimings()
-
-_numbers = itertools.count(1)
-
-
-@pytest.fixture(scope="module")
-def subnets() -> Iterator[list[str]]:
-    with mock_aws():
-        ec2 = boto3.client("ec2", region_name=REGION)
-        vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
-        yield [ec2.create_subnet(VpcId=vpc, CidrBlock="10.0.0.0/24")["Subnet"]["SubnetId"]]
-
-
-@pytest.fixture
-def eks(subnets: list[str]) -> Any:
-    return boto3.client("eks", region_name=REGION)
 
 
 @pytest.fixture
 def sim(subnets: list[str]) -> Iterator[EksSimulation]:
     with eks_extension(EksSimulation(VirtualClock(), TIMINGS)) as s:
         yield s
-
-
-@pytest.fixture
-def make_cluster(eks: Any, subnets: list[str]) -> Callable[[str], str]:
-    def make(version: str = "1.23") -> str:
-        name = f"addon-cluster-{next(_numbers)}"
-        eks.create_cluster(
-            name=name, version=version, roleArn=ROLE_ARN, resourcesVpcConfig={"subnetIds": subnets}
-        )
-        return name
-
-    return make
 
 
 def _error(excinfo: pytest.ExceptionInfo[ClientError]) -> tuple[str, int]:

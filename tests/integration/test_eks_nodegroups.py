@@ -17,7 +17,6 @@ from typing import Any
 import boto3
 import pytest
 from botocore.exceptions import ClientError
-from moto import mock_aws
 
 from simulator import eks_catalog as catalog
 from simulator.clock import VirtualClock
@@ -64,21 +63,6 @@ class RecordingWorld:
         self.versions.append((self.clock.now(), version))
 
 
-@pytest.fixture(scope="module")
-def subnets() -> Iterator[list[str]]:
-    with mock_aws():
-        ec2 = boto3.client("ec2", region_name=REGION)
-        vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
-        yield [
-            ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.0.{i}.0/24")["Subnet"]["SubnetId"] for i in range(2)
-        ]
-
-
-@pytest.fixture
-def eks(subnets: list[str]) -> Any:
-    return boto3.client("eks", region_name=REGION)
-
-
 @pytest.fixture
 def ec2(subnets: list[str]) -> Any:
     return boto3.client("ec2", region_name=REGION)
@@ -95,18 +79,6 @@ def sim(subnets: list[str], world: RecordingWorld) -> Iterator[EksSimulation]:
     simulation.worlds = lambda account, region, cluster: world
     with eks_extension(simulation) as s:
         yield s
-
-
-@pytest.fixture
-def make_cluster(eks: Any, subnets: list[str]) -> Callable[[str], str]:
-    def make(version: str = "1.23") -> str:
-        name = f"ng-cluster-{next(_numbers)}"
-        eks.create_cluster(
-            name=name, version=version, roleArn=ROLE_ARN, resourcesVpcConfig={"subnetIds": subnets}
-        )
-        return name
-
-    return make
 
 
 @pytest.fixture

@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import base64
 import itertools
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import boto3
 import pytest
 from botocore.exceptions import ClientError
-from moto import mock_aws
 from moto.eks import urls as eks_urls
 
 from simulator import eks_catalog as catalog
@@ -23,54 +22,15 @@ from simulator.eks import MIN_FREE_IPS_FOR_UPDATE, EksSimulation, EksTimings, ek
 
 ACCOUNT = "123456789012"  # moto's default account
 REGION = "eu-west-1"
-ROLE_ARN = f"arn:aws:iam::{ACCOUNT}:role/eks-cluster-role"
 UPDATE_SECONDS = 480.0
 
 _cluster_numbers = itertools.count(1)
-
-
-@pytest.fixture(scope="module")
-def subnets() -> Iterator[list[str]]:
-    """A VPC with two subnets in moto, shared by every cluster of this module."""
-    with mock_aws():
-        ec2 = boto3.client("ec2", region_name=REGION)
-        vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
-        yield [
-            ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.0.{i}.0/24")["Subnet"]["SubnetId"] for i in range(2)
-        ]
-
-
-@pytest.fixture
-def eks(subnets: list[str]) -> Any:
-    return boto3.client("eks", region_name=REGION)
 
 
 @pytest.fixture
 def sim(subnets: list[str]) -> Iterator[EksSimulation]:
     with eks_extension(EksSimulation(VirtualClock(), EksTimings(control_plane_update=UPDATE_SECONDS))) as s:
         yield s
-
-
-@pytest.fixture
-def make_cluster(eks: Any, subnets: list[str]) -> Callable[..., str]:
-    """Create a cluster (and optionally a node group) with moto's own API; returns its name."""
-
-    def make(version: str = "1.23", nodegroup_version: str | None = None) -> str:
-        name = f"sim-cluster-{next(_cluster_numbers)}"
-        eks.create_cluster(
-            name=name, version=version, roleArn=ROLE_ARN, resourcesVpcConfig={"subnetIds": subnets}
-        )
-        if nodegroup_version is not None:
-            eks.create_nodegroup(
-                clusterName=name,
-                nodegroupName="workers",
-                nodeRole=ROLE_ARN,
-                subnets=subnets,
-                version=nodegroup_version,
-            )
-        return name
-
-    return make
 
 
 def _error(excinfo: pytest.ExceptionInfo[ClientError]) -> tuple[str, int]:

@@ -66,6 +66,20 @@ def scenario(
     )
 
 
+def deployment(replicas: int, *, name: str = "api", **extra: Any) -> dict[str, Any]:
+    """A Deployment in the payments namespace, in the workload shorthand (``pdb=...`` adds its budget)."""
+    return {"kind": "Deployment", "name": name, "namespace": "payments", "replicas": replicas, **extra}
+
+
+def lambda_outputs(run: ClusterRun) -> list[dict[str, Any]]:
+    """What every successful Lambda invocation of the run returned, in order."""
+    return [
+        json.loads(e["lambdaFunctionSucceededEventDetails"]["output"])
+        for e in run.result.history
+        if e["type"] == "LambdaFunctionSucceeded"
+    ]
+
+
 def entered(run: ClusterRun) -> list[str]:
     return [name for _, name in run.result.states()]
 
@@ -118,13 +132,7 @@ def test_every_docker_group_is_replaced_by_a_containerd_twin_and_retired():
             {"name": "bottlerocket", "amiType": "BOTTLEROCKET_x86_64", "desiredSize": 1},
         ],
         workloads=[
-            {
-                "kind": "Deployment",
-                "name": "api",
-                "namespace": "payments",
-                "replicas": 6,
-                "pdb": {"minAvailable": 4},
-            },
+            deployment(6, pdb={"minAvailable": 4}),
             {
                 "kind": "StatefulSet",
                 "name": "ledger",
@@ -192,41 +200,20 @@ def test_every_docker_group_is_replaced_by_a_containerd_twin_and_retired():
 def test_a_budget_that_allows_one_at_a_time_completes_without_a_violation():
     spec = scenario(
         nodegroups=[{"name": "general", "desiredSize": 2}],
-        workloads=[
-            {
-                "kind": "Deployment",
-                "name": "api",
-                "namespace": "payments",
-                "replicas": 4,
-                "pdb": {"maxUnavailable": 1},
-            }
-        ],
+        workloads=[deployment(4, pdb={"maxUnavailable": 1})],
     )
     with Simulation(spec) as sim:
         run = sim.run_cluster(*spec.clusters()[0])
     assert run.result.status == "SUCCEEDED", run.failure()
     assert run.nodegroups[0]["pdbBlockedSeconds"] > 0
-    drain_outputs = [
-        json.loads(e["lambdaFunctionSucceededEventDetails"]["output"])
-        for e in run.result.history
-        if e["type"] == "LambdaFunctionSucceeded"
-    ]
-    assert "Blocked" in {o.get("status") for o in drain_outputs}
+    assert "Blocked" in {o.get("status") for o in lambda_outputs(run)}
     assert_nothing_lost(run)
 
 
 # -- failures: where it stops, and what it leaves --------------------------------------------------------
 def test_a_budget_blocking_forever_fails_naming_the_pods_and_uncordons():
     spec = scenario(
-        workloads=[
-            {
-                "kind": "Deployment",
-                "name": "api",
-                "namespace": "payments",
-                "replicas": 2,
-                "pdb": {"minAvailable": 2},
-            }
-        ],
+        workloads=[deployment(2, pdb={"minAvailable": 2})],
         migration={"nodeTimeoutSeconds": 120},
     )
     with Simulation(spec) as sim:
@@ -246,15 +233,7 @@ def test_a_budget_blocking_forever_fails_naming_the_pods_and_uncordons():
 
 def test_keep_cordoned_leaves_the_old_nodes_cordoned():
     spec = scenario(
-        workloads=[
-            {
-                "kind": "Deployment",
-                "name": "api",
-                "namespace": "payments",
-                "replicas": 2,
-                "pdb": {"minAvailable": 2},
-            }
-        ],
+        workloads=[deployment(2, pdb={"minAvailable": 2})],
         migration={"nodeTimeoutSeconds": 60, "onFailure": "keep-cordoned"},
     )
     with Simulation(spec) as sim:
@@ -313,7 +292,7 @@ def test_controllerless_and_emptydir_pods_are_refused_then_accepted_with_the_opt
 
 
 def test_a_twin_whose_nodes_never_become_ready_is_deleted_and_the_old_group_untouched():
-    spec = scenario(workloads=[{"kind": "Deployment", "name": "api", "namespace": "payments", "replicas": 2}])
+    spec = scenario(workloads=[deployment(2)])
     with Simulation(spec) as sim:
         account, cluster = spec.clusters()[0]
         sim.eks.cluster_sim(
@@ -331,7 +310,7 @@ def test_a_twin_whose_nodes_never_become_ready_is_deleted_and_the_old_group_unto
 def test_capacity_too_small_stops_before_cordoning():
     spec = scenario(
         nodegroups=[{"name": "general", "desiredSize": 2, "instanceTypes": ["t3.medium"]}],
-        workloads=[{"kind": "Deployment", "name": "web", "namespace": "payments", "replicas": 20}],
+        workloads=[deployment(20, name="web")],
     )
     with Simulation(spec) as sim:
         account, cluster = spec.clusters()[0]
@@ -361,7 +340,7 @@ def test_a_name_taken_by_a_foreign_group_stops_before_any_change():
 # -- faults ----------------------------------------------------------------------------------------------
 def test_a_response_lost_after_create_nodegroup_leaves_exactly_one_twin():
     spec = scenario(
-        workloads=[{"kind": "Deployment", "name": "api", "namespace": "payments", "replicas": 2}],
+        workloads=[deployment(2)],
         faults={"loseResponse": [{"service": "eks", "operation": "CreateNodegroup"}]},
     )
     with Simulation(spec) as sim:
@@ -376,15 +355,7 @@ def test_a_response_lost_after_create_nodegroup_leaves_exactly_one_twin():
 def test_a_lambda_crash_mid_drain_is_retried_and_continues(monkeypatch):
     spec = scenario(
         nodegroups=[{"name": "general", "desiredSize": 2}],
-        workloads=[
-            {
-                "kind": "Deployment",
-                "name": "api",
-                "namespace": "payments",
-                "replicas": 4,
-                "pdb": {"maxUnavailable": 1},
-            }
-        ],
+        workloads=[deployment(4, pdb={"maxUnavailable": 1})],
     )
     real_evict = ApiClusterNodesGateway.evict
     crashes: list[str] = []
@@ -409,7 +380,7 @@ def test_a_lambda_crash_mid_drain_is_retried_and_continues(monkeypatch):
 def test_throttling_on_eks_and_kubernetes_is_retried_by_the_state_machine():
     # Given EKS throttling the migration's node group calls
     spec = scenario(
-        workloads=[{"kind": "Deployment", "name": "api", "namespace": "payments", "replicas": 2}],
+        workloads=[deployment(2)],
         faults={
             "throttle": [
                 {"service": "eks", "operation": "DescribeNodegroup", "first": 3},
@@ -440,12 +411,7 @@ def test_throttling_on_eks_and_kubernetes_is_retried_by_the_state_machine():
     assert run.result.status == "SUCCEEDED", run.failure()
     drains = [i for i in run.result.invocations if i.function == "DrainNodes"]
     assert drains[0].error == "KubernetesThrottled"  # the list: the step's Retry
-    outputs = [
-        json.loads(e["lambdaFunctionSucceededEventDetails"]["output"])
-        for e in run.result.history
-        if e["type"] == "LambdaFunctionSucceeded"
-    ]
-    throttled = [o for o in outputs if o.get("status") == "Blocked"]
+    throttled = [o for o in lambda_outputs(run) if o.get("status") == "Blocked"]
     assert throttled and {b["reason"] for b in throttled[0]["blocking"]} == {
         "Throttled"
     }  # the eviction: a Wait

@@ -167,20 +167,22 @@ def memory_bytes(quantity: str | None) -> int:
 
 
 # -- parsing ------------------------------------------------------------------------------------------
+def _ready(status: Mapping[str, Any]) -> bool:
+    """The ``Ready`` condition of a node's or a pod's status is ``True``."""
+    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or [])
+
+
 def node_info(raw: Mapping[str, Any]) -> NodeInfo:
     meta = raw.get("metadata") or {}
     status = raw.get("status") or {}
     allocatable = status.get("allocatable") or {}
-    ready = any(
-        c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or []
-    )
     info = status.get("nodeInfo") or {}
     return NodeInfo(
         name=meta.get("name", ""),
         labels=dict(meta.get("labels") or {}),
         annotations=dict(meta.get("annotations") or {}),
         unschedulable=bool((raw.get("spec") or {}).get("unschedulable")),
-        ready=ready,
+        ready=_ready(status),
         runtime=info.get("containerRuntimeVersion", ""),
         kubelet_version=info.get("kubeletVersion", ""),
         allocatable_pods=int(allocatable.get("pods") or 0),
@@ -205,9 +207,7 @@ def pod_info(raw: Mapping[str, Any]) -> PodInfo:
         uid=meta.get("uid", ""),
         node=spec.get("nodeName") or "",
         phase=status.get("phase") or "Pending",
-        ready=any(
-            c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or []
-        ),
+        ready=_ready(status),
         deleting=bool(meta.get("deletionTimestamp")),
         owner=Owner(controller.get("kind", ""), controller.get("name", ""), controller.get("uid", ""))
         if controller

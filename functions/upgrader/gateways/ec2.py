@@ -112,35 +112,35 @@ class BotoEc2Gateway:
     def launch_template_user_data(
         self, *, template_id: str | None, template_name: str | None, version: str | None
     ) -> str | None:
-        kwargs: dict[str, Any] = {"Versions": [version or "$Default"]}
+        version = version or "$Default"
         if template_id:
-            kwargs["LaunchTemplateId"] = template_id
+            data = self._version_data(template_id, version, LaunchTemplateId=template_id)
         elif template_name:
-            kwargs["LaunchTemplateName"] = template_name
+            data = self._version_data(template_name, version, LaunchTemplateName=template_name)
         else:
             raise ValueError("a launch template is named by its id or its name")
-        name = template_id or template_name or ""
-        found = self._call("describe_launch_template_versions", ("launch template", name), **kwargs)
-        versions = found.get("LaunchTemplateVersions", [])
-        if not versions:
+        name = template_id or template_name
+        if data is None:
             raise AwsResourceNotFound(
-                f"ec2:describe_launch_template_versions: version {kwargs['Versions'][0]} of {name} not found",
+                f"ec2:describe_launch_template_versions: version {version} of {name} not found",
                 resourceType="launch template",
                 resourceName=name,
             )
-        user_data = (versions[0].get("LaunchTemplateData") or {}).get("UserData")
+        user_data = data.get("UserData")
         return decode_user_data(user_data) if user_data else None
+
+    def _version_data(self, name: str, version: str, **template: str) -> dict[str, Any] | None:
+        """``LaunchTemplateData`` of one version of the template (by id or name); None when EC2 lists no
+        such version."""
+        found = self._call(
+            "describe_launch_template_versions", ("launch template", name), Versions=[version], **template
+        )
+        versions = found.get("LaunchTemplateVersions", [])
+        return dict(versions[0].get("LaunchTemplateData") or {}) if versions else None
 
     # -- node group migration: launch templates ------------------------------------------------------
     def launch_template_data(self, template_id: str, version: str) -> dict[str, Any]:
-        found = self._call(
-            "describe_launch_template_versions",
-            ("launch template", template_id),
-            LaunchTemplateId=template_id,
-            Versions=[version],
-        )
-        versions = found.get("LaunchTemplateVersions", [])
-        data = dict(versions[0].get("LaunchTemplateData") or {}) if versions else {}
+        data = self._version_data(template_id, version, LaunchTemplateId=template_id) or {}
         return {k: v for k, v in data.items() if k not in _NOT_COPIED}
 
     def find_launch_template(self, name: str) -> LaunchTemplateInfo | None:

@@ -33,6 +33,7 @@ from upgrader.readiness.engine import (
     Rule,
     RulePack,
     kind_fact,
+    object_evidence,
     register_pack,
 )
 from upgrader.readiness.objects import (
@@ -125,13 +126,6 @@ def _host_path_volumes(template: PodTemplate) -> Iterator[tuple[dict[str, Any], 
             yield volume, (*path, "hostPath", "path"), host_path
 
 
-def _evidence(template: PodTemplate, path: tuple[str | int, ...], value: str | None) -> Evidence:
-    ref = template.ref
-    return Evidence(
-        kind=ref.kind, namespace=ref.namespace, name=ref.name, path=path, value=value, object_index=ref.index
-    )
-
-
 # --- DS001 / DS002: the Docker socket ---------------------------------------------------------------
 def _is_vpc_cni(template: PodTemplate) -> bool:
     ref = template.ref
@@ -170,7 +164,7 @@ def check_docker_socket(ctx: Context) -> Iterable[Hit]:
             )
             yield Hit(
                 severity=ctx.docker_severity(definite=True),
-                evidence=_evidence(template, path, value),
+                evidence=object_evidence(template.ref, path, value),
                 message=f"{template.ref.display} mounts {description} from the node (hostPath {value}); "
                 f"{_after_upgrade(ctx)}, so nothing listens there.{starts}",
             )
@@ -195,7 +189,7 @@ def check_vpc_cni_leftover(ctx: Context) -> Iterable[Hit]:
             if version is not None and version < (1, 12):
                 yield Hit(
                     severity=ctx.docker_severity(definite=False),
-                    evidence=_evidence(template, path, value),
+                    evidence=object_evidence(template.ref, path, value),
                     message=f"aws-node runs VPC CNI {'.'.join(map(str, version))}, which reads the CRI "
                     "socket through this dockershim.sock mount; VPC CNI 1.12 and later no longer need it.",
                     remediation="Update the vpc-cni add-on to 1.12 or later (the version EKS recommends "
@@ -204,7 +198,7 @@ def check_vpc_cni_leftover(ctx: Context) -> Iterable[Hit]:
                 continue
             yield Hit(
                 severity="info",
-                evidence=_evidence(template, path, value),
+                evidence=object_evidence(template.ref, path, value),
                 message="aws-node still declares the dockershim.sock hostPath volume. VPC CNI 1.12 and later "
                 "do not use it: the managed add-on's server-side apply leaves fields it never owned, so "
                 "the volume survives add-on updates. It is harmless and does not block the upgrade.",
@@ -231,14 +225,14 @@ def check_exposing_mounts(ctx: Context) -> Iterable[Hit]:
             if reader:
                 yield Hit(
                     severity="info",
-                    evidence=_evidence(template, path, host_path),
+                    evidence=object_evidence(template.ref, path, host_path),
                     message=f"{template.ref.display} mounts {kind[1]}, but {reader}; it does not use Docker.",
                     remediation="Nothing to do.",
                 )
                 continue
             yield Hit(
                 severity=ctx.docker_severity(definite=False),
-                evidence=_evidence(template, path, host_path),
+                evidence=object_evidence(template.ref, path, host_path),
                 message=f"{template.ref.display} mounts {kind[1]} from the node (hostPath {host_path}). "
                 f"If a container reaches Docker through it, that breaks: {_after_upgrade(ctx)}.",
             )
@@ -251,7 +245,7 @@ def check_docker_log_directory(ctx: Context) -> Iterable[Hit]:
             if kind and kind[0] == "logs":
                 yield Hit(
                     severity=ctx.docker_severity(definite=False),
-                    evidence=_evidence(template, path, host_path),
+                    evidence=object_evidence(template.ref, path, host_path),
                     message=f"{template.ref.display} mounts Docker's container log directory ({host_path}). "
                     "Under containerd, container logs live in /var/log/pods (linked from "
                     "/var/log/containers) and this directory stays empty; a collector reading it "
@@ -327,7 +321,7 @@ def check_docker_host_env(ctx: Context) -> Iterable[Hit]:
                 continue
             value, i = found
             nodes_daemon, why = _docker_host_target(template, container, value)
-            evidence = _evidence(template, (*container.path, "env", i, "value"), value)
+            evidence = object_evidence(template.ref, (*container.path, "env", i, "value"), value)
             if nodes_daemon:
                 yield Hit(
                     severity=ctx.docker_severity(definite=True),
@@ -381,7 +375,7 @@ def check_docker_cli(ctx: Context) -> Iterable[Hit]:
                     if program not in ("docker", "docker-compose"):
                         continue
                     call = " ".join([program, *args[:3]])
-                    evidence = _evidence(template, _argv_field(container, suffix, program), text)
+                    evidence = object_evidence(template.ref, _argv_field(container, suffix, program), text)
                     if elsewhere:
                         yield Hit(
                             severity="info",
@@ -404,7 +398,7 @@ def check_docker_in_docker(ctx: Context) -> Iterable[Hit]:
         for container in _dind_containers(template):
             yield Hit(
                 severity=ctx.docker_severity(definite=False),
-                evidence=_evidence(template, (*container.path, "image"), container.image),
+                evidence=object_evidence(template.ref, (*container.path, "image"), container.image),
                 message=f"Container {container.name!r} runs its own Docker daemon (Docker-in-Docker). It does "
                 "not use the node's Docker, but it needs a privileged container, nests overlay "
                 "filesystems on containerd's, and what it builds is invisible to the node's runtime: "
@@ -538,7 +532,7 @@ def check_known_agents(ctx: Context) -> Iterable[Hit]:
                 state = f"{agent.name} used Docker; whether this one still does depends on {agent.depends_on}"
             yield Hit(
                 severity=ctx.docker_severity(definite=definite),
-                evidence=_evidence(template, (*container.path, "image"), container.image),
+                evidence=object_evidence(template.ref, (*container.path, "image"), container.image),
                 message=f"Container {container.name!r}: {state}.",
                 remediation=agent.advice,
                 reference=agent.reference,
@@ -751,15 +745,7 @@ def check_log_configuration(ctx: Context) -> Iterable[Hit]:
             for found in config_findings(text):
                 yield Hit(
                     severity=ctx.docker_severity(definite=found.definite),
-                    evidence=Evidence(
-                        kind=ref.kind,
-                        namespace=ref.namespace,
-                        name=ref.name,
-                        path=(field, key),
-                        value=found.text,
-                        value_line=found.line,
-                        object_index=index,
-                    ),
+                    evidence=object_evidence(ref, (field, key), found.text, value_line=found.line),
                     message=f"{key}: {found.message}",
                 )
     # Fluent Bit operator resources (fluentbit.fluent.io ClusterInput / Input) say the same in fields.
@@ -771,14 +757,7 @@ def check_log_configuration(ctx: Context) -> Iterable[Hit]:
         if isinstance(parser, str) and parser.lower() == "docker":
             yield Hit(
                 severity=ctx.docker_severity(definite=True),
-                evidence=Evidence(
-                    kind=ref.kind,
-                    namespace=ref.namespace,
-                    name=ref.name,
-                    path=("spec", "tail", "parser"),
-                    value=parser,
-                    object_index=index,
-                ),
+                evidence=object_evidence(ref, ("spec", "tail", "parser"), parser),
                 message="The Fluent Bit tail input parses container logs with the docker (JSON) parser; "
                 "containerd writes CRI lines.",
             )

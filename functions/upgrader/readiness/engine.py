@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 from upgrader.errors import UnsupportedVersionStep
-from upgrader.readiness.objects import FieldPath, ObjectIndex, render_path
+from upgrader.readiness.objects import FieldPath, ObjectIndex, ObjectRef, render_path
 from upgrader.versions import KubeVersion
 
 Severity = Literal["blocking", "warning", "info"]
@@ -115,6 +115,21 @@ class Evidence(_Model):
     @property
     def field_path(self) -> str:
         return render_path(self.path)
+
+
+def object_evidence(
+    ref: ObjectRef, path: FieldPath, value: str | None, *, value_line: int | None = None
+) -> Evidence:
+    """Evidence pointing at one inventory object (a pod template's ``ref`` or ``object_ref(...)``)."""
+    return Evidence(
+        kind=ref.kind,
+        namespace=ref.namespace,
+        name=ref.name,
+        path=path,
+        value=value,
+        value_line=value_line,
+        object_index=ref.index,
+    )
 
 
 class Finding(_Model):

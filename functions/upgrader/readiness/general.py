@@ -26,6 +26,7 @@ from upgrader.readiness.engine import (
     RulePack,
     Severity,
     kind_fact,
+    object_evidence,
     register_pack,
 )
 from upgrader.readiness.objects import (
@@ -320,13 +321,10 @@ def check_blocking_pdbs(ctx: Context) -> Iterable[Hit]:
             if namespace_of(t.obj) == namespace_of(pdb) and selector_matches(selector, template_labels(t))
         ]
         total = sum((t.replicas if t.replicas is not None else 1) for t in selected)
-        evidence = dict(kind=ref.kind, namespace=ref.namespace, name=ref.name, object_index=index)
         if "maxUnavailable" in spec and _scaled(spec["maxUnavailable"], max(total, 1)) == 0:
             yield Hit(
                 severity="blocking",
-                evidence=Evidence(
-                    **evidence, path=("spec", "maxUnavailable"), value=str(spec["maxUnavailable"])
-                ),
+                evidence=object_evidence(ref, ("spec", "maxUnavailable"), str(spec["maxUnavailable"])),
                 message=f"PodDisruptionBudget {ref.namespace}/{ref.name} allows no disruption "
                 f"(maxUnavailable: {spec['maxUnavailable']}): every eviction of its pods is refused, "
                 "so node drains stall and managed node group updates fail (PodEvictionFailure).",
@@ -337,9 +335,7 @@ def check_blocking_pdbs(ctx: Context) -> Iterable[Hit]:
                 names = ", ".join(f"{t.ref.kind} {t.ref.name}" for t in selected)
                 yield Hit(
                     severity="blocking",
-                    evidence=Evidence(
-                        **evidence, path=("spec", "minAvailable"), value=str(spec["minAvailable"])
-                    ),
+                    evidence=object_evidence(ref, ("spec", "minAvailable"), str(spec["minAvailable"])),
                     message=f"PodDisruptionBudget {ref.namespace}/{ref.name} requires {needed} available pods "
                     f"of the {total} its selector covers ({names}): no pod can ever be evicted, so node "
                     "drains stall and managed node group updates fail (PodEvictionFailure).",
@@ -355,14 +351,7 @@ def check_single_replica(ctx: Context) -> Iterable[Hit]:
             continue
         yield Hit(
             severity="warning",
-            evidence=Evidence(
-                kind=template.ref.kind,
-                namespace=template.ref.namespace,
-                name=template.ref.name,
-                path=("spec", "replicas"),
-                value="1",
-                object_index=template.ref.index,
-            ),
+            evidence=object_evidence(template.ref, ("spec", "replicas"), "1"),
             message=f"{template.ref.display} runs a single replica: it is down while its node is drained, "
             "until the replacement pod is ready elsewhere.",
         )
@@ -377,14 +366,7 @@ def check_controllerless_pods(ctx: Context) -> Iterable[Hit]:
         ref = object_ref(index, pod)
         yield Hit(
             severity="warning",
-            evidence=Evidence(
-                kind="Pod",
-                namespace=ref.namespace,
-                name=ref.name,
-                path=("metadata", "ownerReferences"),
-                value=None,
-                object_index=index,
-            ),
+            evidence=object_evidence(ref, ("metadata", "ownerReferences"), None),
             message=f"Pod {ref.namespace}/{ref.name} has no controller: draining its node deletes it and "
             "nothing recreates it. The drain refuses such pods unless told to force.",
         )
@@ -398,14 +380,7 @@ def check_empty_dir(ctx: Context) -> Iterable[Hit]:
             if "emptyDir" in volume:
                 yield Hit(
                     severity="warning",
-                    evidence=Evidence(
-                        kind=template.ref.kind,
-                        namespace=template.ref.namespace,
-                        name=template.ref.name,
-                        path=(*path, "emptyDir"),
-                        value=as_str(volume.get("name")),
-                        object_index=template.ref.index,
-                    ),
+                    evidence=object_evidence(template.ref, (*path, "emptyDir"), as_str(volume.get("name"))),
                     message=f"{template.ref.display} keeps data in emptyDir volume {volume.get('name')!r}, "
                     "which is deleted when the pod is evicted; the drain needs explicit opt-in to evict it.",
                 )
@@ -593,14 +568,7 @@ def check_service_account_tokens(ctx: Context) -> Iterable[Hit]:
                 continue  # a token Secret created on purpose keeps being populated
             yield Hit(
                 severity="warning",
-                evidence=Evidence(
-                    kind=template.ref.kind,
-                    namespace=template.ref.namespace,
-                    name=template.ref.name,
-                    path=path,
-                    value=secret_name,
-                    object_index=template.ref.index,
-                ),
+                evidence=object_evidence(template.ref, path, secret_name),
                 message=f"{template.ref.display} uses Secret {secret_name!r}, the token Kubernetes generated for "
                 f"service account {account!r}. From 1.24 no such Secret is generated: the existing one keeps "
                 "working, but a recreated service account (a reinstall, a new cluster) gets none and these "
@@ -615,14 +583,7 @@ def check_service_account_tokens(ctx: Context) -> Iterable[Hit]:
                 ref = object_ref(index, account)
                 yield Hit(
                     severity="warning",
-                    evidence=Evidence(
-                        kind=ref.kind,
-                        namespace=ref.namespace,
-                        name=ref.name,
-                        path=("secrets",),
-                        value=", ".join(secrets),
-                        object_index=index,
-                    ),
+                    evidence=object_evidence(ref, ("secrets",), ", ".join(secrets)),
                     message=f"ServiceAccount {ref.namespace}/{ref.name} lists token secrets ({', '.join(secrets)}); "
                     "tools that read a token through this list (serviceaccount.secrets[0]) find nothing for "
                     "accounts created on 1.24 or later.",
