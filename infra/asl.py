@@ -1,6 +1,6 @@
 """The workflow definitions in statemachines/*.asl.json, as the stack and the ASL tests see them.
 
-Each file becomes one Step Functions state machine. Its only ``${...}`` placeholders are Lambda ARN
+Each file becomes one Step Functions state machine. Its only ``${...}`` substitution variables are Lambda ARN
 substitutions named by the step catalog (``<StepName>FunctionArn``); the stack supplies exactly those.
 Pure Python (no CDK import), so the ASL tests stay fast.
 """
@@ -17,7 +17,7 @@ from infra.catalog import STEPS, StepSpec
 from infra.paths import STATEMACHINES_DIR
 
 ASL_SUFFIX = ".asl.json"
-PLACEHOLDER = re.compile(r"\$\{([^}]*)\}")
+SUBSTITUTION = re.compile(r"\$\{([^}]*)\}")
 
 # The substitutions the orchestrator stack supplies, by variable name.
 STEP_BY_ARN_VARIABLE: dict[str, StepSpec] = {step.arn_variable: step for step in STEPS}
@@ -41,13 +41,13 @@ class AslDefinition:
         return "".join(part.capitalize() for part in re.split(r"[_\-]+", self.stem) if part)
 
     @property
-    def placeholders(self) -> frozenset[str]:
-        return frozenset(PLACEHOLDER.findall(self.text))
+    def substitution_names(self) -> frozenset[str]:
+        return frozenset(SUBSTITUTION.findall(self.text))
 
     @property
     def steps(self) -> tuple[StepSpec, ...]:
         """The catalog steps this workflow invokes, in catalog order."""
-        used = self.placeholders
+        used = self.substitution_names
         return tuple(step for step in STEPS if step.arn_variable in used)
 
 

@@ -35,7 +35,7 @@ class Workflow(Construct):
         super().__init__(scope, construct_id)
         self.definition = definition
 
-        missing = sorted(definition.placeholders - set(functions_by_arn_variable))
+        missing = sorted(definition.substitution_names - set(functions_by_arn_variable))
         if missing:
             raise ValueError(
                 f"{definition.path.name} uses substitutions the stack does not supply: {missing}. "
@@ -44,7 +44,7 @@ class Workflow(Construct):
         invoked = {
             variable: function
             for variable, function in functions_by_arn_variable.items()
-            if variable in definition.placeholders
+            if variable in definition.substitution_names
         }
 
         self.log_group = logs.LogGroup(

@@ -70,7 +70,7 @@ def test_each_asl_file_becomes_a_standard_state_machine_logging_all_without_data
         assert log_group["LogGroupName"].startswith("/aws/vendedlogs/states/")
 
 
-def test_definitions_are_inlined_and_substitutions_resolve_every_placeholder_to_a_catalog_function(
+def test_definitions_are_inlined_and_substitutions_resolve_every_variable_to_a_catalog_function(
     synthesized, fleet_config
 ):
     template = synthesized.orchestrator.to_json()
@@ -84,13 +84,13 @@ def test_definitions_are_inlined_and_substitutions_resolve_every_placeholder_to_
         assert "DefinitionS3Location" not in props
         # When CloudFormation applies the substitutions
         substitutions = props["DefinitionSubstitutions"]
-        assert set(substitutions) == definition.placeholders
+        assert set(substitutions) == definition.substitution_names
         resolved = props["DefinitionString"]
         for variable, value in substitutions.items():
             logical_id, attribute = value["Fn::GetAtt"]
             assert attribute == "Arn"
             resolved = resolved.replace("${" + variable + "}", f"<{logical_id}.Arn>")
-        # Then no placeholder is left, and each names the ARN of its catalog step's function
+        # Then no substitution variable is left, and each names the ARN of its catalog step's function
         assert "${" not in resolved
         for step in definition.steps:
             assert substitutions[step.arn_variable] == {"Fn::GetAtt": [functions[step.name][0], "Arn"]}

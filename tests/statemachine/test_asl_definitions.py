@@ -15,7 +15,13 @@ from typing import Any
 import pytest
 from upgrader.errors import retryable_error_names, terminal_error_names
 
-from infra.asl import PLACEHOLDER, STEP_BY_ARN_VARIABLE, SUPPLIED_VARIABLES, definition_paths, load_definition
+from infra.asl import (
+    STEP_BY_ARN_VARIABLE,
+    SUBSTITUTION,
+    SUPPLIED_VARIABLES,
+    definition_paths,
+    load_definition,
+)
 from infra.paths import REPO_ROOT
 
 PATHS = definition_paths()
@@ -93,13 +99,15 @@ def test_every_transition_target_exists_and_every_state_is_reachable(asl_path):
     assert graph_problems(definition.document) == []
 
 
-def test_every_placeholder_is_a_substitution_the_stack_supplies(asl_path):
+def test_every_substitution_is_one_the_stack_supplies(asl_path):
     definition = load_definition(asl_path)
     # Then every ${...} is well formed (a stray "${" would reach CloudFormation verbatim)
-    assert definition.text.count("${") == len(PLACEHOLDER.findall(definition.text))
-    assert all(re.fullmatch(r"[A-Za-z][A-Za-z0-9]*", name) for name in definition.placeholders)
+    assert definition.text.count("${") == len(SUBSTITUTION.findall(definition.text))
+    assert all(re.fullmatch(r"[A-Za-z][A-Za-z0-9]*", name) for name in definition.substitution_names)
     # And each is a catalog function ARN the orchestrator stack substitutes
-    assert definition.placeholders <= SUPPLIED_VARIABLES, sorted(definition.placeholders - SUPPLIED_VARIABLES)
+    assert definition.substitution_names <= SUPPLIED_VARIABLES, sorted(
+        definition.substitution_names - SUPPLIED_VARIABLES
+    )
 
 
 @pytest.mark.skipif(
@@ -109,7 +117,7 @@ def test_every_placeholder_is_a_substitution_the_stack_supplies(asl_path):
 def test_asl_validator_accepts_the_definition_with_arns_substituted(asl_path, tmp_path):
     # Given the definition with each ${...} replaced by a well-formed Lambda ARN
     definition = load_definition(asl_path)
-    text = PLACEHOLDER.sub(lambda match: dummy_arn(match.group(1)), definition.text)
+    text = SUBSTITUTION.sub(lambda match: dummy_arn(match.group(1)), definition.text)
     substituted = tmp_path / asl_path.name
     substituted.write_text(text, encoding="utf-8")
     # When the independent validator checks it (locally installed, no network)
@@ -125,7 +133,7 @@ def test_target_account_tasks_share_one_retry_policy_covering_every_retryable_er
     definition = load_definition(asl_path)
     policies = {}
     for name, state in definition.document["States"].items():
-        match = PLACEHOLDER.search(str(state.get("Resource", "")))
+        match = SUBSTITUTION.search(str(state.get("Resource", "")))
         if state.get("Type") != "Task" or not match:
             continue
         if STEP_BY_ARN_VARIABLE[match.group(1)].assumes_target_role:
