@@ -30,16 +30,38 @@ WALL_RUNS = 5
 TARGETS = {"stateTransitions": 250, "lambdaInvocations": 80, "detectionLatencyRatio": 0.05}
 
 
+def _first_poll_after(polls: list[float], done: float) -> float | None:
+    return next((t for t in polls if t >= done), None)
+
+
 def _detection_latency(sim: Simulation, run: ClusterRun) -> float:
-    """Virtual seconds between each EKS operation finishing and the workflow's poll that saw it."""
-    polls = sorted(i.started_at for i in run.result.invocations if i.function.startswith("Poll"))
+    """Virtual seconds between each EKS operation finishing and the workflow's poll that saw it.
+
+    Control plane updates finish at their update's created time + duration; node group creations
+    and deletions at the mutating call's time + the configured duration (node groups are migrated
+    one at a time, so the first poll of that step after the finish is the one that saw it).
+    """
+    invocations = run.result.invocations
+
+    def polls(function: str) -> list[float]:
+        return sorted(i.started_at for i in invocations if i.function == function)
+
+    timings = sim.eks.timings
     total = 0.0
+    control_plane_polls = polls("PollControlPlaneUpdate")
     for updates in sim.eks.updates.values():
         for update in updates:
-            done = update.created_at + update.duration
-            seen = next((t for t in polls if t >= done), None)
-            if seen is not None:
-                total += seen - done
+            seen = _first_poll_after(control_plane_polls, update.created_at + update.duration)
+            total += 0.0 if seen is None else seen - (update.created_at + update.duration)
+    lifecycles = {
+        "CreateNodegroup": ("PollReplacementNodegroup", timings.nodegroup_create),
+        "DeleteNodegroup": ("PollNodegroupDeletion", timings.nodegroup_delete),
+    }
+    for call in sim.faults.mutating_calls():
+        if call.operation in lifecycles:
+            function, duration = lifecycles[call.operation]
+            seen = _first_poll_after(polls(function), call.at + duration)
+            total += 0.0 if seen is None else seen - (call.at + duration)
     return total
 
 
@@ -114,7 +136,7 @@ def run(out_dir: Path) -> dict[str, Any]:
         },
         "scope": "the whole cluster workflow on bench-cluster: readiness gate, migration of the three "
         "Docker node groups to containerd twins, control plane 1.23 -> 1.24. Detection latency covers "
-        "the control plane update only: node group lifecycles are not instrumented yet",
+        "the control plane update and every node group creation and deletion",
         "cost": {**adaptive, "baseline": baseline},
         "coldStart": cold_start_figures(),
         "targets": TARGETS,
