@@ -76,6 +76,7 @@ UNSCOPED_READ_ACTIONS: frozenset[str] = frozenset(
         "ec2:DescribeSubnets",
         "ec2:DescribeLaunchTemplateVersions",
         "ec2:DescribeLaunchTemplates",
+        "ec2:DescribeImages",
     }
 )
 EKS_MUTATING_RESOURCES: dict[str, tuple[Resource, ...]] = {
@@ -90,6 +91,9 @@ EKS_MUTATING_RESOURCES: dict[str, tuple[Resource, ...]] = {
     # The node group migration's launch templates: created tagged as ours, tags only at creation.
     "ec2:CreateLaunchTemplate": (LAUNCH_TEMPLATE,),
     "ec2:CreateTags": (LAUNCH_TEMPLATE,),
+    # After the control plane, a custom-AMI node group (our twin or the owner's group on an EKS-optimized
+    # AMI) gets a new version of its own template with the target's AMI; nothing else in it changes.
+    "ec2:CreateLaunchTemplateVersion": (LAUNCH_TEMPLATE,),
     # CreateNodegroup with a launch template checks that the caller may launch instances with it
     # ("You are not authorized to launch instances with this launch template" otherwise): EKS asks on
     # the caller's behalf, so the grant only holds for calls made via EKS (condition below).

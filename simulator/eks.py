@@ -64,9 +64,12 @@ Node groups
   ``launchTemplate`` must name the group's template (its version: default the template's default);
   CUSTOM groups take their version from the AMI and refuse ``releaseVersion``. Type
   ``VersionUpdate``, visible in DescribeUpdate/ListUpdates only with ``nodegroupName`` (as EKS).
-  The group is ``UPDATING`` for ``nodegroup_update``; then the old nodes leave and the new ones
-  (new version, runtime and image) join Ready (the ClusterNodes interface removes a whole group, so
-  the replacement is all at once rather than ``maxUnavailable`` at a time).
+  With a Kubernetes world, the update rolls as EKS's does: the new nodes (new version, runtime and
+  image) join at once and are Ready after ``nodes_join_before_active``; then the old nodes are
+  cordoned and drained ``maxUnavailable`` at a time through the Eviction API (budgets hold), each
+  terminated once empty; the update is ``Successful`` when the last old node is gone, ``Failed`` with
+  ``PodEvictionFailure`` when a budget keeps pods on a node past ``pod_eviction_timeout`` (15 min, old
+  nodes left cordoned). Without a world the group is ``UPDATING`` for ``nodegroup_update``.
 - Faults, per cluster (``ClusterSim.nodes_never_ready`` / ``capacity_shortage``) or per node group
   name (``ClusterSim.nodegroup_faults[name] = NodegroupFaults(...)``, which wins):
   ``nodes_never_ready``: on create the nodes join but never become Ready and the group stays
@@ -111,6 +114,7 @@ import datetime as dt
 import hashlib
 import textwrap
 import threading
+import urllib.parse
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterator
@@ -173,6 +177,7 @@ class EksTimings:
     addon_update: float = 60.0
     addon_delete: float = 60.0
     nodes_join_before_active: float = 60.0  # nodes register this long before a create completes
+    pod_eviction_timeout: float = 900.0  # EKS gives up a node group update's drain after 15 minutes
     node_join_timeout: float = 1200.0  # how long EKS waits for nodes that never become Ready
 
 
@@ -389,6 +394,13 @@ class SimEksResponse(EKSResponse):
 
     def call_action(self) -> Any:
         self.simulation.settle(self.current_account, self.region)
+        # EKS's own work inside the cluster (a node group update's drain) goes on before it answers. The
+        # path names the cluster (/clusters/<name>/...); moto parses path parameters only later.
+        parts = urllib.parse.urlparse(self.path).path.split("/")
+        if len(parts) > 2 and parts[1] == "clusters" and parts[2]:
+            world = self.simulation.world(self.current_account, self.region, urllib.parse.unquote(parts[2]))
+            if world is not None:
+                world.advance()
         return super().call_action()
 
     # -- lookups ---------------------------------------------------------------------------------
@@ -1032,6 +1044,10 @@ class SimEksResponse(EKSResponse):
             nodegroup.status = "UPDATING"
             nodegroup.modified_at = sim.clock.to_datetime(now)
             account, region = self.current_account, self.region
+            world = sim.world(account, region, name)
+            if world is not None and not errors:
+                self._roll(world, update, nodegroup, state, image, desired, now)
+                return ActionResult({"update": sim.render(update)})
             end = now + duration
 
             def finish() -> None:
@@ -1055,6 +1071,62 @@ class SimEksResponse(EKSResponse):
 
             sim.schedule(account, region, end, finish)
             return ActionResult({"update": sim.render(update)})
+
+    def _roll(
+        self,
+        world: ClusterNodes,
+        update: SimUpdate,
+        nodegroup: Any,
+        state: NodegroupSim,
+        image: NodeImage,
+        desired: int,
+        now: float,
+    ) -> None:
+        """UpdateNodegroupVersion as a rolling replacement in the cluster's world (module docstring)."""
+        sim = self.simulation
+        account, region, cluster = self.current_account, self.region, self._get_param("name")
+        old_nodes = world.node_names(nodegroup.nodegroup_name)
+        update.duration = float("inf")  # InProgress until the world reports the drain finished
+        config = nodegroup.update_config or {}
+        unavailable = int(config.get("maxUnavailable") or 0) or max(
+            1, desired * int(config.get("maxUnavailablePercentage") or 0) // 100
+        )
+        ready_at = now + sim.timings.nodes_join_before_active
+        previous = state.image
+        state.image = image
+        self._launch(account, region, cluster, nodegroup, state, desired, ready_at)
+        state.image = previous
+
+        def done(succeeded: bool, at: float, error: str | None) -> None:
+            update.duration = max(0.0, at - update.created_at)
+            nodegroup.modified_at = sim.clock.to_datetime(at)
+            nodegroup.status = "ACTIVE"
+            if not succeeded:
+                update.outcome = "Failed"
+                update.errors = [
+                    {
+                        "errorCode": error,
+                        "errorMessage": "Reached max retries while trying to evict pods from nodes in "
+                        f"node group {nodegroup.nodegroup_name}",
+                        "resourceIds": world.node_names(nodegroup.nodegroup_name),
+                    }
+                ]
+                return
+            nodegroup.version = image.version
+            nodegroup.release_version = image.release_version
+            if nodegroup.launch_template:
+                nodegroup.launch_template["version"] = image.launch_template_version
+            nodegroup.health = {"issues": []}
+            state.image = image
+
+        world.rolling_update(
+            nodegroup.nodegroup_name,
+            old_nodes,
+            max_unavailable=unavailable,
+            eviction_timeout=sim.timings.pod_eviction_timeout,
+            done=done,
+            start_at=ready_at,
+        )
 
     def update_nodegroup_config(self) -> ActionResult:
         """moto applies the change at once; the update is recorded so DescribeUpdate finds it."""

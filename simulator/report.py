@@ -40,7 +40,27 @@ def _cluster_entry(run: ClusterRun) -> dict[str, Any]:
         entry["failure"] = failure
     if run.readiness is not None:
         entry["readiness"] = readiness_entry(run.readiness)
+    if run.upgrades:
+        last = run.upgrades[-1]
+        entry["upgrade"] = {
+            "steps": [f"{u['fromVersion']} -> {u['toVersion']}" for u in run.upgrades],
+            "strategy": last["strategy"],
+            "controlPlane": {"from": run.upgrades[0]["controlPlane"]["from"], "to": last["controlPlane"]["to"]},
+            "addons": [
+                {"name": a["name"], "from": a["from"], "to": a["to"], "action": a["action"]}
+                for a in _chain_addons(run.upgrades)
+            ],
+            "nodegroups": last["nodegroups"],
+            "selfManagedAddons": last["selfManagedAddons"],
+            "verification": last["verification"],
+        }
     return entry
+
+
+def _chain_addons(upgrades: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each add-on from its version before the first step to its version after the last."""
+    first = {a["name"]: a for a in upgrades[0]["addons"]}
+    return [{**a, "from": first.get(a["name"], a)["from"]} for a in upgrades[-1]["addons"]]
 
 
 def readiness_entry(document: dict[str, Any]) -> dict[str, Any]:
@@ -167,6 +187,21 @@ def render_markdown(report: dict[str, Any]) -> str:
             lines.append(
                 f"| {c['name']} | {g['old']} | {g['new']} | {g['status']} | {g['nodesDrained']} of "
                 f"{g['nodesTotal']} | {g['podsEvicted']} | {g['pdbBlockedSeconds']} s |"
+            )
+    upgraded = [c for c in report["clusters"] if "upgrade" in c]
+    if upgraded:
+        lines += ["", "## Add-ons and node versions (verified after the control plane)", ""]
+        lines += ["| Cluster | Steps | Add-ons (before -> after) | Node groups on | Nodes verified |"]
+        lines += ["|---|---|---|---|---|"]
+        for c in upgraded:
+            u = c["upgrade"]
+            addons = "; ".join(f"{a['name']} {a['from']} -> {a['to']}" for a in u["addons"]) or "-"
+            groups = ", ".join(
+                f"{g['replacedBy'] or g['name']} {(g['after'] or {}).get('version', '-')}" for g in u["nodegroups"]
+            )
+            lines.append(
+                f"| {c['name']} | {', '.join(u['steps'])} ({u['strategy']}) | {addons} | {groups or '-'} | "
+                f"{u['verification']['nodes']} |"
             )
     scanned = [c for c in report["clusters"] if "readiness" in c]
     if scanned:

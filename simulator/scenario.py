@@ -212,6 +212,10 @@ class TimingsSpec(_Model):
 
 class UpgradeSpec(_Model):
     to_version: str = Field(pattern=r"^1\.\d{2}$")
+    strategy: Literal["runtime-first", "version-first"] | None = Field(
+        default=None, description="the execution input's strategy (default: the workflow's, runtime-first)"
+    )
+    addons: dict[str, Any] | None = Field(default=None, description="the execution input's addons options")
     nodegroup_migration: dict[str, Any] | None = Field(
         default=None,
         description="the execution input's nodegroupMigration options (docs/nodegroup-migration.md), "

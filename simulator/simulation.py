@@ -23,6 +23,7 @@ from simulator.eks import EksSimulation, EksTimings, eks_extension
 from simulator.engine import ORCHESTRATOR_ACCOUNT, ExecutionResult, LocalEngine
 from simulator.faults import AwsFaults, CrashRule, LoseResponseRule, ThrottleRule, aws_faults
 from simulator.kube.apiserver import KubeApiServer, serve
+from simulator.kube.rbac import ClusterAuthorizer
 from simulator.kube.tokens import token_checker
 from simulator.kube.world import KubeWorld
 from simulator.migration_report import cluster_nodes, nodegroup_migrations
@@ -47,6 +48,8 @@ class ClusterRun:
     # as the cluster stands after the run.
     nodegroups: list[dict[str, Any]] = field(default_factory=list)
     nodes: list[dict[str, Any]] = field(default_factory=list)
+    # VerifyUpgrade's upgrade report(s) (upgrade-<version>.json), one per version step that finished.
+    upgrades: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def status(self) -> str:
@@ -152,7 +155,8 @@ class Simulation(contextlib.AbstractContextManager["Simulation"]):
             self.eks.settle_all()
             return check(cluster_id, token)
 
-        server = self._stack.enter_context(serve(by_id, settled_check))
+        # RBAC: the orchestrator's ClusterRole (infra/kubernetes/), as the target role holds it in EKS.
+        server = self._stack.enter_context(serve(by_id, settled_check, ClusterAuthorizer()))
         self.kube_server = server
         self.eks.worlds = lambda account, region, name: self.worlds.get((account, region, name))
         self.eks.endpoints = lambda account, region, name: (
@@ -221,6 +225,10 @@ class Simulation(contextlib.AbstractContextManager["Simulation"]):
         options = migration if migration is not None else self.scenario.upgrade.nodegroup_migration
         if options:
             request["nodegroupMigration"] = dict(options)
+        if self.scenario.upgrade.strategy:
+            request["strategy"] = self.scenario.upgrade.strategy
+        if self.scenario.upgrade.addons:
+            request["addons"] = dict(self.scenario.upgrade.addons)
         return request
 
     def run_cluster(
@@ -257,7 +265,18 @@ class Simulation(contextlib.AbstractContextManager["Simulation"]):
         run.readiness = self.readiness_report(account, cluster, result)
         run.nodegroups = nodegroup_migrations(result)
         run.nodes = cluster_nodes(self.world(account, cluster))
+        run.upgrades = self.upgrade_reports(result)
         return run
+
+    def upgrade_reports(self, result: ExecutionResult) -> list[dict[str, Any]]:
+        """Every upgrade report VerifyUpgrade wrote for this execution (one per version step), in order."""
+        s3 = self.engine.client("s3")
+        found = s3.list_objects_v2(Bucket=self.engine.report_bucket, Prefix=f"reports/{result.name}/")
+        keys = sorted(
+            (o["Key"] for o in found.get("Contents", []) if "/upgrade-" in o["Key"] and o["Key"].endswith(".json")),
+            key=lambda k: tuple(int(x) for x in k.rsplit("upgrade-", 1)[1].removesuffix(".json").split(".")),
+        )
+        return [json.loads(s3.get_object(Bucket=self.engine.report_bucket, Key=k)["Body"].read()) for k in keys]
 
     def readiness_report(
         self, account: AccountSpec, cluster: ClusterSpec, result: ExecutionResult

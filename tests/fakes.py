@@ -16,6 +16,7 @@ from typing import Any
 from upgrader.errors import (
     AwsResourceNotFound,
     ClusterNotFound,
+    EksResourceBusy,
     KubernetesAccessDenied,
     TransientKubernetesError,
     UnexpectedAwsError,
@@ -54,6 +55,11 @@ class _FakeCluster:
     insights: list[dict[str, Any]] = field(default_factory=list)
 
 
+def _scope(scope: str) -> dict[str, str]:
+    kind, name = scope.split("/", 1)
+    return {kind: name}
+
+
 class FakeEksGateway:
     """EKS rules that matter to the domain: one update at a time, tokens are idempotent."""
 
@@ -62,6 +68,9 @@ class FakeEksGateway:
         self.tokens: dict[tuple[str, str], str] = {}
         self.calls: list[tuple[str, Any]] = []
         self._ids = (f"update-{n}" for n in itertools.count(1))
+        self.resource_updates: dict[tuple[str, str], list[UpdateInfo]] = {}
+        self.resource_tokens: dict[tuple[str, str, str], str] = {}
+        self.busy: set[str] = set()  # "addon/<name>" or "nodegroup/<name>": someone else's update runs
         # add-on -> (version, Kubernetes versions it supports, default for them)
         self.addon_catalog: dict[str, list[tuple[str, tuple[str, ...], bool]]] = {
             "vpc-cni": [("v1.12.6-eksbuild.2", ("1.23", "1.24", "1.25"), True)],
@@ -262,7 +271,97 @@ class FakeEksGateway:
                 cluster.status = "ACTIVE"
 
     def mutating_calls(self) -> list[tuple[str, Any]]:
-        return [c for c in self.calls if c[0] == "update_cluster_version"]
+        return [
+            c
+            for c in self.calls
+            if c[0] in ("update_cluster_version", "update_addon", "update_nodegroup_version")
+        ]
+
+    # -- add-ons and node versions (VersionUpdateGateway) ----------------------------------------------
+    def _resource_updates(self, cluster: str, scope: str) -> list[UpdateInfo]:
+        return self.resource_updates.setdefault((cluster, scope), [])
+
+    def list_resource_updates(
+        self, cluster: str, *, nodegroup: str | None = None, addon: str | None = None
+    ) -> list[str]:
+        scope = f"nodegroup/{nodegroup}" if nodegroup else f"addon/{addon}"
+        return [u.id for u in self._resource_updates(cluster, scope)]
+
+    def describe_resource_update(
+        self, cluster: str, update_id: str, *, nodegroup: str | None = None, addon: str | None = None
+    ) -> UpdateInfo:
+        self.calls.append(("describe_resource_update", update_id))
+        scope = f"nodegroup/{nodegroup}" if nodegroup else f"addon/{addon}"
+        for update in self._resource_updates(cluster, scope):
+            if update.id == update_id:
+                return update
+        raise AwsResourceNotFound(f"no update {update_id}", resourceType="update", resourceName=update_id)
+
+    def _start(self, cluster: str, scope: str, token: str, kind: str, params: dict[str, str]) -> UpdateInfo:
+        if (cluster, scope, token) in self.resource_tokens:
+            return self.describe_resource_update(
+                cluster, self.resource_tokens[(cluster, scope, token)], **_scope(scope)
+            )
+        if scope in self.busy or any(
+            u.status == "InProgress" for u in self._resource_updates(cluster, scope)
+        ):
+            raise EksResourceBusy(f"{scope} is being updated", cluster=cluster)
+        update = UpdateInfo(id=next(self._ids), status="InProgress", type=kind, params=params)
+        self._resource_updates(cluster, scope).append(update)
+        self.resource_tokens[(cluster, scope, token)] = update.id
+        return update
+
+    def update_addon(
+        self, cluster: str, addon: str, version: str, resolve_conflicts: str, client_request_token: str
+    ) -> UpdateInfo:
+        self.calls.append(("update_addon", (addon, version, resolve_conflicts)))
+        update = self._start(
+            cluster,
+            f"addon/{addon}",
+            client_request_token,
+            "AddonUpdate",
+            {"AddonVersion": version, "ResolveConflicts": resolve_conflicts},
+        )
+        self._cluster(cluster).addons[addon]["status"] = "UPDATING"
+        return update
+
+    def update_nodegroup_version(
+        self,
+        cluster: str,
+        nodegroup: str,
+        client_request_token: str,
+        *,
+        version: str | None = None,
+        launch_template: Any = None,
+    ) -> UpdateInfo:
+        self.calls.append(("update_nodegroup_version", (nodegroup, version, launch_template)))
+        params = {"Version": version or self._cluster(cluster).version}
+        if launch_template is not None:
+            params["LaunchTemplateVersion"] = launch_template.version
+        update = self._start(cluster, f"nodegroup/{nodegroup}", client_request_token, "VersionUpdate", params)
+        self._cluster(cluster).nodegroups[nodegroup]["status"] = "UPDATING"
+        return update
+
+    def finish_resource(
+        self, cluster: str, update_id: str, status: str = "Successful", errors: tuple = ()
+    ) -> None:
+        """The add-on or node group update ends: the resource takes its new version when Successful."""
+        for (name, scope), updates in self.resource_updates.items():
+            for index, update in enumerate(updates):
+                if name != cluster or update.id != update_id:
+                    continue
+                updates[index] = UpdateInfo(update.id, status, update.type, update.params, errors)
+                kind, resource = scope.split("/", 1)
+                target = (
+                    self._cluster(cluster).addons[resource]
+                    if kind == "addon"
+                    else self._cluster(cluster).nodegroups[resource]
+                )
+                target["status"] = "ACTIVE"
+                if status == "Successful" and kind == "addon":
+                    target["addonVersion"] = update.params["AddonVersion"]
+                elif status == "Successful":
+                    target["version"] = update.params["Version"]
 
 
 class FakeEc2Gateway:

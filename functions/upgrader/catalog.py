@@ -117,6 +117,84 @@ STEPS: tuple[StepSpec, ...] = (
         description="Describes the control plane update and computes the next wait.",
         assumes_target_role=True,
     ),
+    StepSpec(
+        name="PlanVersionUpdate",
+        package="plan_version_update",
+        description="Snapshots the cluster, plans add-on targets and in-place node group updates, estimates "
+        "both strategies. Changes nothing.",
+        assumes_target_role=True,
+    ),
+    StepSpec(
+        name="UpdateAddons",
+        package="update_addons",
+        description="One pass of the add-on loop: starts each add-on's next version hop (PRESERVE) or polls it.",
+        assumes_target_role=True,
+    ),
+    StepSpec(
+        name="UpdateNodegroupVersions",
+        package="update_nodegroup_versions",
+        description="One pass of the node version loop: polls the node group being updated or starts the next "
+        "one (a new launch template version with the target AMI for custom-AMI groups).",
+        assumes_target_role=True,
+    ),
+    StepSpec(
+        name="VerifyUpgrade",
+        package="verify_upgrade",
+        description="Post-upgrade verification (nodes, workloads, dockershim, add-ons); writes the upgrade report.",
+        assumes_target_role=True,
+        writes_reports=True,
+    ),
+    # Fleet workflow (statemachines/fleet_upgrade.asl.json, docs/fleet.md). The run-table steps are listed
+    # in infra/catalog.py (RUN_TABLE_STEPS) for their DynamoDB grants.
+    StepSpec(
+        name="ValidateFleetInput",
+        package="validate_fleet_input",
+        description="Validates the fleet input against its JSON schema and rules (errors name the JSON path).",
+        assumes_target_role=False,
+    ),
+    StepSpec(
+        name="PlanFleetWaves",
+        package="plan_fleet_waves",
+        description="Plans the canary and the waves, and each cluster's child execution name and input.",
+        assumes_target_role=False,
+    ),
+    StepSpec(
+        name="CheckMaintenanceWindow",
+        package="check_maintenance_window",
+        description="Says whether a cluster may start now, or how long until its maintenance window opens.",
+        assumes_target_role=False,
+    ),
+    StepSpec(
+        name="AcquireClusterLock",
+        package="acquire_cluster_lock",
+        description="Takes the cluster's lease lock in the run table for this fleet run, or raises ClusterLocked.",
+        assumes_target_role=False,
+    ),
+    StepSpec(
+        name="ReleaseClusterLock",
+        package="release_cluster_lock",
+        description="Releases the cluster's lease lock if this fleet run holds it.",
+        assumes_target_role=False,
+    ),
+    StepSpec(
+        name="RequestWaveApproval",
+        package="request_wave_approval",
+        description="Records a wave's approval task token in the run table for the approver.",
+        assumes_target_role=False,
+    ),
+    StepSpec(
+        name="EvaluateWave",
+        package="evaluate_wave",
+        description="Records a wave's outcome and stops the fleet when its failure tolerance is exceeded.",
+        assumes_target_role=False,
+    ),
+    StepSpec(
+        name="WriteFleetReport",
+        package="write_fleet_report",
+        description="Writes the fleet report (JSON and Markdown) to the reports bucket.",
+        assumes_target_role=False,
+        writes_reports=True,
+    ),
 )
 
 STEPS_BY_NAME = {step.name: step for step in STEPS}
@@ -141,6 +219,8 @@ TARGET_READ_ACTIONS: tuple[str, ...] = (
     # Node group migration: our twin's launch template (found by name), the EKS-optimized AMI id.
     "ec2:DescribeLaunchTemplates",
     "ssm:GetParameter",
+    # Node versions: which EKS-optimized AMI a custom-AMI group runs (its name gives family and version).
+    "ec2:DescribeImages",
 )
 TARGET_MUTATING_ACTIONS: tuple[str, ...] = (
     "eks:UpdateClusterVersion",
@@ -153,4 +233,9 @@ TARGET_MUTATING_ACTIONS: tuple[str, ...] = (
     "ec2:CreateTags",
     # CreateNodegroup with a launch template: EKS checks the caller may launch instances with it.
     "ec2:RunInstances",
+    # After the control plane: add-ons and node group versions (a new launch template version with the
+    # target's AMI for custom-AMI groups).
+    "eks:UpdateAddon",
+    "eks:UpdateNodegroupVersion",
+    "ec2:CreateLaunchTemplateVersion",
 )

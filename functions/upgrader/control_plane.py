@@ -5,10 +5,12 @@ from __future__ import annotations
 import hashlib
 
 from upgrader.errors import (
+    AwsResourceNotFound,
     ClusterNotActive,
     ClusterVersionMismatch,
     ControlPlaneUpdateFailed,
     ControlPlaneUpdateTimedOut,
+    NodegroupVersionSkew,
     UpdateAlreadyInProgress,
 )
 from upgrader.gateways.eks import EksGateway, UpdateInfo
@@ -76,6 +78,28 @@ def preflight(eks: EksGateway, request: ClusterUpgradeRequest) -> PreflightResul
     )
 
 
+def _check_nodegroups_on_control_plane(eks: EksGateway, name: str) -> None:
+    """EKS moves a control plane only when every managed node group runs its version (none may be left
+    behind by more than the skew the next version allows): checked here, before the update starts."""
+    version = eks.describe_cluster(name).version
+    behind = []
+    for group_name in eks.list_nodegroups(name):
+        try:
+            group = eks.describe_nodegroup(name, group_name)
+        except AwsResourceNotFound:  # deleted since the list: nothing to hold back
+            continue
+        if group.get("status") != "DELETING" and group.get("version") not in (None, version):
+            behind.append({"nodegroup": group_name, "version": group.get("version")})
+    if behind:
+        raise NodegroupVersionSkew(
+            f"cluster {name}: managed node group(s) not on the control plane's version {version}; the control "
+            "plane was not updated",
+            cluster=name,
+            controlPlane=version,
+            nodegroups=behind,
+        )
+
+
 def start_update(eks: EksGateway, request: ClusterUpgradeRequest, plan: WaitPlan) -> ControlPlaneUpdate:
     """Start the update, or take over one to the same version that is already running.
 
@@ -92,6 +116,7 @@ def start_update(eks: EksGateway, request: ClusterUpgradeRequest, plan: WaitPlan
                 adopted=True,
                 next_wait_seconds=plan.first_wait(),
             )
+    _check_nodegroups_on_control_plane(eks, name)
     update = eks.update_cluster_version(name, request.to_version, client_request_token(request))
     return ControlPlaneUpdate(
         update_id=update.id,

@@ -56,6 +56,11 @@ class TransientAwsError(RetryableError):
     """A 5xx, timeout or connection error from an AWS API after the SDK's own retries."""
 
 
+class EksResourceBusy(RetryableError):
+    """EKS answered ResourceInUseException to an add-on or node group update: another update of that
+    resource is running (ours from a lost response is adopted before this is raised). Retried later."""
+
+
 # --- terminal --------------------------------------------------------------------------------
 class InvalidInput(TerminalError):
     """The execution input does not match the schema; nothing was called or changed."""
@@ -167,6 +172,40 @@ class NodegroupDeletionFailed(TerminalError):
     """EKS could not delete a node group (DELETE_FAILED), or the deletion outlived its poll cap."""
 
 
+# --- version step: add-ons, node versions, verification ------------------------------------------
+class NodegroupUpdateUnsupported(TerminalError):
+    """A node group the workflow would update in place cannot be: its custom AMI is not an EKS-optimized
+    one (its owner must name the target image), or the target has no AMI of its family. Raised by the
+    plan, before any change."""
+
+
+class NodegroupVersionSkew(TerminalError):
+    """A managed node group is not on the control plane's version: the control plane update was not
+    started (EKS requires them level; the workflow's node version step or the owner must fix it first)."""
+
+
+class AddonUpdateFailed(TerminalError):
+    """EKS reported an add-on update Failed (e.g. ConfigurationConflict) or the add-on DEGRADED."""
+
+
+class AddonUpdateTimedOut(TerminalError):
+    """An add-on update was still running past its poll cap."""
+
+
+class NodegroupVersionUpdateFailed(TerminalError):
+    """EKS reported a node group version update Failed (PodEvictionFailure, NodeCreationFailure...)."""
+
+
+class NodegroupVersionUpdateTimedOut(TerminalError):
+    """A node group version update was still running past its poll cap."""
+
+
+class PostUpgradeVerificationFailed(TerminalError):
+    """After the last change the cluster is not as the step promised (a node on the old kubelet or on
+    Docker, a workload short of its replicas past the settle time, a blocking dockershim finding, an
+    add-on not on its target); the details list every problem."""
+
+
 def _subclasses(cls: type) -> list[type]:
     found = []
     for sub in cls.__subclasses__():
@@ -181,3 +220,22 @@ def retryable_error_names() -> frozenset[str]:
 
 def terminal_error_names() -> frozenset[str]:
     return frozenset(cls.__name__ for cls in _subclasses(TerminalError))
+
+
+# --- fleet workflow (statemachines/fleet_upgrade.asl.json, docs/fleet.md) --------------------------
+class InvalidFleetInput(TerminalError):
+    """The fleet input does not match its schema or its rules (duplicate cluster, unknown canary); the
+    details name the JSON path. Nothing was called or changed."""
+
+
+class ClusterLocked(TerminalError):
+    """Another fleet run holds the cluster's lease lock (details: owner, expiresAt); this run skips it."""
+
+
+class FleetToleranceExceeded(TerminalError):
+    """More clusters of a wave failed or were blocked than its tolerance allows (any canary failure): the
+    fleet stops before the next wave."""
+
+
+class FleetApprovalRejected(TerminalError):
+    """The operator rejected a wave's approval (SendTaskFailure): the fleet stops before the wave."""

@@ -8,6 +8,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
+from upgrader.errors import InvalidInput
+
 
 class StateModel(BaseModel):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, frozen=True, extra="ignore")
@@ -24,6 +26,19 @@ class ClusterRef(StateModel):
         default=None, pattern=r"^arn:aws[a-z-]*:iam::\d{12}:role/[A-Za-z0-9_+=,.@/-]{1,512}$"
     )
     external_id: str | None = Field(default=None, min_length=2, max_length=1224)
+
+    @model_validator(mode="after")
+    def _role_in_the_clusters_account(self) -> ClusterRef:
+        # The assumed role decides which account every call reaches: a roleArn in another account would
+        # act there while the run, its logs and its report name accountId. Raised as InvalidInput (not a
+        # ValueError, which pydantic would wrap) so the execution stops with that name wherever it is parsed.
+        if self.role_arn is not None and self.role_arn.split(":")[4] != self.account_id:
+            raise InvalidInput(
+                "execution input rejected: cluster.roleArn must be a role in cluster.accountId",
+                path=["data", "cluster", "roleArn"],
+                rule="roleArn account = accountId",
+            )
+        return self
 
     @property
     def key(self) -> str:
@@ -78,15 +93,35 @@ class MigrationOptions(StateModel):
         return self
 
 
+class AddonOptions(StateModel):
+    """The ``addons`` block of the execution input."""
+
+    resolve_conflicts: Literal["PRESERVE", "OVERWRITE", "NONE"] = "PRESERVE"
+    skip: tuple[str, ...] = ()
+
+
+Strategy = Literal["runtime-first", "version-first"]
+
+
 class ClusterUpgradeRequest(StateModel):
-    """The validated execution input, as every later step sees it."""
+    """The validated execution input, as every later step sees it.
+
+    ``from_version``/``to_version`` are the current single-minor step; ``target_version`` is where the
+    chain ends and ``version_chain`` lists every step's target (``NextVersionStep`` in the ASL moves
+    along it, rebuilding this object field by field: a field added here must be added there too,
+    tests/statemachine/test_version_steps.py checks it)."""
 
     run: RunRef
     cluster: ClusterRef
     from_version: str
     to_version: str
+    target_version: str | None = None
+    version_chain: tuple[str, ...] = ()
+    version_step: int = Field(default=0, ge=0)
+    strategy: Strategy = "runtime-first"
     acknowledge: tuple[Acknowledgment, ...] = ()
     nodegroup_migration: MigrationOptions = Field(default_factory=MigrationOptions)
+    addons: AddonOptions = Field(default_factory=AddonOptions)
 
 
 class PreflightResult(StateModel):

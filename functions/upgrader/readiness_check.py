@@ -39,7 +39,8 @@ from upgrader.models import (
     RunRef,
     SeverityCounts,
 )
-from upgrader.readiness import REGISTRY, SEVERITIES, Finding, Inventory, ScanResult, evaluate
+from upgrader.readiness import REGISTRY, SEVERITIES, Finding, Inventory, PackRegistry, ScanResult, evaluate
+from upgrader.readiness.dockershim import DOCKERSHIM_PACK
 from upgrader.readiness.objects import render_path
 from upgrader.redaction import without_secret_values
 
@@ -446,3 +447,10 @@ def check_readiness(
         objects_scanned=result.objects_scanned,
         report=location,
     )
+
+
+def dockershim_findings(inventory: Inventory, from_version: str, to_version: str) -> list[Finding]:
+    """The dockershim pack alone, on a fresh inventory: what the post-upgrade verification re-checks."""
+    registry = PackRegistry()
+    registry.register(DOCKERSHIM_PACK)
+    return list(evaluate(inventory, from_version, to_version, registry=registry).findings)

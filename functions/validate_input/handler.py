@@ -1,4 +1,6 @@
-"""ValidateInput: the execution input against the JSON schema, then the version step. No AWS call."""
+"""ValidateInput: the execution input against the JSON schema, then the version chain. No AWS call.
+
+The output starts the chain: ``toVersion`` is its first step, ``targetVersion`` where it ends."""
 
 from __future__ import annotations
 
@@ -10,11 +12,21 @@ from aws_lambda_powertools.utilities.validation import SchemaValidationError, va
 from upgrader.errors import InvalidInput
 from upgrader.models import ClusterUpgradeRequest, StateModel
 from upgrader.observability import step_handler
-from upgrader.versions import validate_step
+from upgrader.versions import version_chain
 
 SCHEMA: dict[str, Any] = json.loads(
     resources.files("upgrader").joinpath("schemas/cluster_upgrade_input.schema.json").read_text()
 )
+
+
+# The schema's message quotes the offending value or key; an input built to be huge (an unknown key of
+# hundreds of KB) must not come back whole in the execution's cause, logs and reports.
+MAX_ECHOED_CHARS = 512
+
+
+def _bounded(text: str | None) -> str:
+    text = text or ""
+    return text if len(text) <= MAX_ECHOED_CHARS else f"{text[:MAX_ECHOED_CHARS]}... ({len(text)} characters)"
 
 
 class ValidationEnvelope(StateModel):
@@ -30,8 +42,8 @@ def validate_request(envelope: ValidationEnvelope) -> ClusterUpgradeRequest:
         validate(event=envelope.input, schema=SCHEMA)
     except SchemaValidationError as error:
         raise InvalidInput(
-            f"execution input rejected: {error.validation_message}",
-            path=error.path,
+            f"execution input rejected: {_bounded(error.validation_message)}",
+            path=_bounded(str(error.path)),
             rule=error.rule,
         ) from error
     rules = [item["rule"] for item in envelope.input.get("acknowledge", [])]
@@ -42,10 +54,14 @@ def validate_request(envelope: ValidationEnvelope) -> ClusterUpgradeRequest:
             path="$.acknowledge",
             rule="one acknowledgment per rule",
         )
-    validate_step(envelope.input["fromVersion"], envelope.input["toVersion"])
+    chain = version_chain(envelope.input["fromVersion"], envelope.input["toVersion"])
     return ClusterUpgradeRequest.model_validate(
         {
             **envelope.input,
+            "toVersion": chain[0],
+            "targetVersion": envelope.input["toVersion"],
+            "versionChain": chain,
+            "versionStep": 0,
             "run": {"executionId": envelope.execution_id, "executionName": envelope.execution_name},
         }
     )

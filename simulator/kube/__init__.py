@@ -8,6 +8,7 @@ plane update changes the version ``/version`` reports.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Protocol
 
 
@@ -34,6 +35,29 @@ class ClusterNodes(Protocol):
     def remove_nodes(self, nodegroup: str) -> list[str]:
         """The group's instances terminate: its nodes disappear with every pod on them (pods of
         controllers are recreated elsewhere, or stay Pending). Returns the node names removed."""
+        ...
+
+    def node_names(self, nodegroup: str) -> list[str]:
+        """The names of the group's nodes now."""
+        ...
+
+    def rolling_update(
+        self,
+        nodegroup: str,
+        old_nodes: list[str],
+        *,
+        max_unavailable: int,
+        eviction_timeout: float,
+        done: Callable[[bool, float, str | None], None],
+        start_at: float,
+    ) -> None:
+        """EKS's drain of ``old_nodes`` during a managed node group update, from ``start_at``: cordon,
+        evict ``max_unavailable`` nodes at a time within the PodDisruptionBudgets, terminate the empty
+        ones; ``done(succeeded, at, errorCode)`` when finished or failed (``PodEvictionFailure``)."""
+        ...
+
+    def advance(self) -> None:
+        """Apply what is due up to the clock's now (the AWS side calls it before answering)."""
         ...
 
     def set_control_plane_version(self, version: str) -> None:

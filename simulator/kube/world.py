@@ -44,6 +44,7 @@ import re
 import threading
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -61,6 +62,10 @@ RUN_SECONDS_ANNOTATION = "simulator.eks-fleet-upgrader/run-seconds"
 DEFAULT_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 _NAME_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"  # what Kubernetes uses for generated name suffixes
 _TERMINAL = ("Succeeded", "Failed")
+# Static pods' mirror objects carry this annotation; drains leave them (the kubelet owns them).
+MIRROR_ANNOTATION = "kubernetes.io/config.mirror"
+# How often EKS's managed node group update looks at the nodes it drains (virtual seconds).
+ROLLOUT_STEP_SECONDS = 10.0
 
 
 # -- kinds and errors ---------------------------------------------------------------------------
@@ -602,6 +607,17 @@ class _PodState:
     run_seconds: float | None = None  # Job pods: succeed this long after Ready
 
 
+@dataclass
+class _Rollout:
+    """A managed node group update EKS is running: the old nodes it still has to drain and terminate."""
+
+    old: list[str]
+    max_unavailable: int
+    timeout: float
+    done: Callable[[bool, float, str | None], None]
+    started: float
+
+
 @dataclass(frozen=True)
 class Deletion:
     """A deletion the invariants judge: who/what went, when (virtual), why, and if it was announced."""
@@ -644,6 +660,7 @@ class KubeWorld:
         self._bare_pods_lost = 0
         self._pdb_violations = 0
         self._violations: list[JSON] = []
+        self._rollouts: dict[str, _Rollout] = {}  # node group -> EKS's rolling update in progress
         self._ip = itertools.count(10)
         self._hashes: dict[tuple[str, int], str] = {}  # (uid, generation) -> template hash
         for namespace in DEFAULT_NAMESPACES:
@@ -809,46 +826,136 @@ class KubeWorld:
         404 when there is no such pod."""
         with self._lock:
             self.advance()
-            pod = self._store["Pod"].get((namespace, name))
-            if pod is None:
-                return not_found(KINDS["Pod"], name).status
-            phase = (pod.get("status") or {}).get("phase")
-            if phase not in ("Pending", *_TERMINAL):
-                budgets = self._pdbs_for(pod)
-                if len(budgets) > 1:
-                    return ApiStatus(
-                        500,
-                        message="This pod has more than one PodDisruptionBudget, which the eviction "
-                        "subresource does not support.",
-                    )
-                if budgets and not self._eviction_allowed(pod, budgets[0]):
-                    status = budgets[0].get("status") or {}
-                    return ApiStatus(
-                        429,
-                        "TooManyRequests",
-                        "Cannot evict pod as it would violate the pod's disruption budget.",
-                        details={
-                            "causes": [
-                                {
-                                    "reason": "DisruptionBudget",
-                                    "message": f"The disruption budget {budgets[0]['metadata']['name']} "
-                                    f"needs {status.get('desiredHealthy', 0)} healthy pods and has "
-                                    f"{status.get('currentHealthy', 0)} currently",
-                                }
-                            ]
-                        },
-                    )
-            if not dry_run:
-                before = self._pdb_health()
-                self._record_deletion(pod, "eviction")
-                # An announced eviction of a pod without a controller (the drain was told to accept the
-                # loss, and said so before) does not count it lost; an unannounced one does.
-                announced = self._is_expected("Pod", namespace, name)
-                self._remove_object(pod, cause="eviction", announced=announced)
-                self._reconcile()
-                self._count_violations(before, f"evict Pod {namespace}/{name}")
+            status = self._evict(namespace, name, dry_run=dry_run)
+            if status.code == 201 and not dry_run:
                 self.advance()
-            return ApiStatus(201)
+            return status
+
+    def _evict(self, namespace: str, name: str, *, dry_run: bool = False) -> ApiStatus:
+        """The eviction without advancing time (also used by EKS's own drain in :meth:`rolling_update`)."""
+        pod = self._store["Pod"].get((namespace, name))
+        if pod is None:
+            return not_found(KINDS["Pod"], name).status
+        phase = (pod.get("status") or {}).get("phase")
+        if phase not in ("Pending", *_TERMINAL):
+            budgets = self._pdbs_for(pod)
+            if len(budgets) > 1:
+                return ApiStatus(
+                    500,
+                    message="This pod has more than one PodDisruptionBudget, which the eviction "
+                    "subresource does not support.",
+                )
+            if budgets and not self._eviction_allowed(pod, budgets[0]):
+                status = budgets[0].get("status") or {}
+                return ApiStatus(
+                    429,
+                    "TooManyRequests",
+                    "Cannot evict pod as it would violate the pod's disruption budget.",
+                    details={
+                        "causes": [
+                            {
+                                "reason": "DisruptionBudget",
+                                "message": f"The disruption budget {budgets[0]['metadata']['name']} "
+                                f"needs {status.get('desiredHealthy', 0)} healthy pods and has "
+                                f"{status.get('currentHealthy', 0)} currently",
+                            }
+                        ]
+                    },
+                )
+        if not dry_run:
+            before = self._pdb_health()
+            self._record_deletion(pod, "eviction")
+            # An announced eviction of a pod without a controller (the drain was told to accept the
+            # loss, and said so before) does not count it lost; an unannounced one does.
+            announced = self._is_expected("Pod", namespace, name)
+            self._remove_object(pod, cause="eviction", announced=announced)
+            self._reconcile()
+            self._count_violations(before, f"evict Pod {namespace}/{name}")
+        return ApiStatus(201)
+
+    # -- public: EKS's managed node group rolling update ------------------------------------------
+    def node_names(self, nodegroup: str) -> list[str]:
+        with self._lock:
+            self.advance()
+            return sorted(
+                n["metadata"]["name"]
+                for n in self._store["Node"].values()
+                if (n["metadata"].get("labels") or {}).get(NODEGROUP_LABEL) == nodegroup
+            )
+
+    def rolling_update(
+        self,
+        nodegroup: str,
+        old_nodes: list[str],
+        *,
+        max_unavailable: int,
+        eviction_timeout: float,
+        done: Callable[[bool, float, str | None], None],
+        start_at: float,
+    ) -> None:
+        """What EKS does to a managed node group's old nodes during UpdateNodegroupVersion, once the new
+        nodes have joined: cordon them all, then drain ``max_unavailable`` at a time through the Eviction
+        API (so PodDisruptionBudgets hold; DaemonSet and mirror pods stay), terminate each node once
+        empty, and report ``done(True, at, None)``. Pods a budget keeps on a node past
+        ``eviction_timeout`` fail the update: ``done(False, at, "PodEvictionFailure")`` with the old nodes
+        left cordoned, as EKS leaves them. Every node removal here is EKS's, announced by the update."""
+        with self._lock:
+            for name in old_nodes:
+                self._expected.add(("Node", name, ""))
+            self._rollouts[nodegroup] = _Rollout(
+                old=list(old_nodes),
+                max_unavailable=max(1, max_unavailable),
+                timeout=eviction_timeout,
+                done=done,
+                started=start_at,
+            )
+            self._schedule(start_at, "rollout", nodegroup)
+
+    def _rollout_step(self, nodegroup: str) -> bool:
+        rollout = self._rollouts.get(nodegroup)
+        if rollout is None:
+            return False
+        nodes = [self._store["Node"].get(("", name)) for name in rollout.old]
+        nodes = [n for n in nodes if n is not None]
+        for node in nodes:
+            if not node["spec"].get("unschedulable"):
+                node["spec"]["unschedulable"] = True
+                self._sync_system_taints(node)
+                self._touch(node)
+        blocked = False
+        for node in sorted(nodes, key=lambda n: n["metadata"]["name"])[: rollout.max_unavailable]:
+            name = node["metadata"]["name"]
+            movable = [
+                p
+                for p in self._store["Pod"].values()
+                if p["spec"].get("nodeName") == name
+                and (p.get("status") or {}).get("phase") not in _TERMINAL
+                and (controller_of(p) or {}).get("kind") != "DaemonSet"
+                and MIRROR_ANNOTATION not in (p["metadata"].get("annotations") or {})
+            ]
+            for pod in movable:
+                if self._evict(pod["metadata"]["namespace"], pod["metadata"]["name"]).code != 201:
+                    blocked = True
+            if all(
+                p["spec"].get("nodeName") != name
+                or (controller_of(p) or {}).get("kind") == "DaemonSet"
+                or MIRROR_ANNOTATION in (p["metadata"].get("annotations") or {})
+                for p in self._store["Pod"].values()
+            ):
+                before = self._pdb_health()
+                self._deletions.append(Deletion("Node", "", name, self._t, "nodegroup-update", True))
+                self._remove_object(node, cause="node-removal")
+                self._count_violations(before, f"terminate Node {name} (node group update)")
+                rollout.old.remove(name)
+        if not rollout.old:
+            del self._rollouts[nodegroup]
+            rollout.done(True, self._t, None)
+        elif blocked and self._t - rollout.started >= rollout.timeout:
+            del self._rollouts[nodegroup]
+            rollout.done(False, self._t, "PodEvictionFailure")
+        else:
+            self._schedule(self._t + ROLLOUT_STEP_SECONDS, "rollout", nodegroup)
+        return True
 
     def expect_deletion(self, kind: str, name: str, namespace: str | None = None) -> None:
         """Announce a deletion the upgrade is about to make on purpose (kind ``"Nodegroup"`` for a
@@ -1374,6 +1481,8 @@ class KubeWorld:
 
     # -- internals: events ----------------------------------------------------------------------
     def _apply_event(self, what: str, ref: str) -> bool:
+        if what == "rollout":
+            return self._rollout_step(ref)
         if what == "node-ready":
             node = next((n for n in self._store["Node"].values() if n["metadata"]["uid"] == ref), None)
             if node is None or is_node_ready(node):

@@ -150,14 +150,15 @@ def test_demo_report_has_the_documented_shape(demo):
         sum(c["virtualDurationSeconds"] for c in clusters)
     )
     # And the virtual time is each Docker group's migration (twin created in 4 virtual minutes, drained,
-    # old group deleted in 3) then the control plane update (8); the blocked cluster stopped at the
-    # gate, before any wait
+    # old group deleted in 3), the control plane update (8), then the add-ons and each twin's rolling
+    # update to 1.24 (nodes join in 1 minute, then drained node by node within the budgets); the
+    # blocked cluster stopped at the gate, before any wait
     for c in clusters:
         if c["name"] != BLOCKED:
             assert (
                 480 + 420 * len(c["nodegroups"])
                 <= c["virtualDurationSeconds"]
-                < 600 + 600 * len(c["nodegroups"])
+                < 900 + 1500 * len(c["nodegroups"])
             ), c["name"]
     assert demo.cluster(BLOCKED)["virtualDurationSeconds"] < 60
     # And each entry has the node group migration and the nodes as they stand
@@ -218,6 +219,21 @@ def test_demo_mutating_calls_are_the_migration_then_one_update_per_cluster(demo)
                 ("eks:DeleteNodegroup", account, region, "RetireNodegroup"),
             ]
         expected.append(("eks:UpdateClusterVersion", account, region, "StartControlPlaneUpdate"))
+        cluster = demo.cluster(name)
+        if cluster["status"] != "SUCCEEDED":
+            continue  # a control plane that failed stops the cluster before add-ons and nodes
+        # then each add-on's hop to its 1.24 default, then each twin moved to 1.24 in place: a launch
+        # template version with the 1.24 EKS-optimized AMI, then UpdateNodegroupVersion
+        expected += [
+            ("eks:UpdateAddon", account, region, "UpdateAddons")
+            for addon in cluster["upgrade"]["addons"]
+            if addon["action"] == "update"
+        ]
+        for group in sorted(g["new"] for g in cluster["nodegroups"]):
+            expected += [
+                ("ec2:CreateLaunchTemplateVersion", account, region, "UpdateNodegroupVersions"),
+                ("eks:UpdateNodegroupVersion", account, region, "UpdateNodegroupVersions"),
+            ]
     assert [(m["call"], m["account"], m["region"], m["step"]) for m in calls["mutatingCalls"]] == expected
 
 
@@ -238,12 +254,14 @@ def test_demo_replaces_every_docker_group_by_a_containerd_twin_and_retires_it(de
             g["status"] == "retired" and g["new"] == f"{g['old']}-containerd" for g in cluster["nodegroups"]
         )
         assert sorted(cluster["after"]["nodegroups"]) == [f"{g}-containerd" for g in docker_groups]
-        # And every node runs containerd now, still the 1.23 kubelet (the control plane moved, not the nodes)
+        # And every node runs containerd now, with the kubelet of the cluster's version: 1.24 where the
+        # control plane moved (the twins were updated in place after it), 1.23 where its update failed
         assert cluster["nodes"] and all(
             n["containerRuntimeVersion"].startswith("containerd://") for n in cluster["nodes"]
         )
         assert {n["nodegroup"] for n in cluster["nodes"]} == {f"{g}-containerd" for g in docker_groups}
-        assert all(n["kubeletVersion"].startswith("v1.23") for n in cluster["nodes"])
+        kubelet = "v1.24" if cluster["status"] == "SUCCEEDED" else "v1.23"
+        assert all(n["kubeletVersion"].startswith(kubelet) for n in cluster["nodes"])
         assert (
             sum(g["nodesDrained"] for g in cluster["nodegroups"])
             == cluster["before"]["kubernetes"]["nodes"]["total"]
@@ -354,7 +372,13 @@ def test_demo_report_shows_the_world_before_and_after_with_real_invariants(demo)
     assert report["invariants"]["pdbViolations"] == 0
     assert report["invariants"]["unexpectedDeletions"] == 0
     migrated = sum(len(c["nodegroups"]) for c in report["clusters"])
-    assert len(report["invariants"]["mutatingCalls"]) == len(DEMO_CLUSTERS) - 1 + 3 * migrated
+    updated_in_place = sum(len(c["nodegroups"]) for c in report["clusters"] if c["status"] == "SUCCEEDED")
+    addon_hops = sum(
+        sum(a["action"] == "update" for a in c["upgrade"]["addons"]) for c in report["clusters"] if "upgrade" in c
+    )
+    assert len(report["invariants"]["mutatingCalls"]) == (
+        len(DEMO_CLUSTERS) - 1 + 3 * migrated + 2 * updated_in_place + addon_hops
+    )
 
 
 def test_demo_blocks_platform_tools_at_the_readiness_gate_and_shows_why(demo):

@@ -184,6 +184,7 @@ def test_readiness_reads_are_scoped_as_iam_allows_and_only_unscopable_ones_use_s
     # And "*" is used exactly for the reads IAM cannot scope, nothing else
     [star] = [s for s in statements if s["Resource"] == "*"]
     assert sorted(cfn.as_list(star["Action"])) == [
+        "ec2:DescribeImages",
         "ec2:DescribeLaunchTemplateVersions",
         "ec2:DescribeLaunchTemplates",
         "ec2:DescribeSubnets",

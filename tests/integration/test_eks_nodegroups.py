@@ -62,6 +62,21 @@ class RecordingWorld:
     def set_control_plane_version(self, version: str) -> None:
         self.versions.append((self.clock.now(), version))
 
+    def node_names(self, nodegroup: str) -> list[str]:
+        return [i for r in self.registered if r.nodegroup == nodegroup for i in r.instance_ids]
+
+    # A rolling update whose drain meets no budget: the old nodes go the moment it starts.
+    rollouts: list[tuple[float, str, list[str], Any]] = field(default_factory=list)
+
+    def rolling_update(self, nodegroup: str, old_nodes: list[str], *, start_at: float, done: Any, **_: Any) -> None:
+        self.rollouts.append((start_at, nodegroup, list(old_nodes), done))
+
+    def advance(self) -> None:
+        for rollout in [r for r in self.rollouts if r[0] <= self.clock.now()]:
+            self.rollouts.remove(rollout)
+            self.removed.append((rollout[0], rollout[1]))
+            rollout[3](True, rollout[0], None)
+
 
 @pytest.fixture
 def ec2(subnets: list[str]) -> Any:
@@ -411,10 +426,15 @@ def test_a_version_update_replaces_the_nodes_when_it_completes(sim, eks, world, 
     # And the update is listed with the group's name only, as EKS does
     assert eks.list_updates(name=cluster, nodegroupName="workers")["updateIds"] == [started["id"]]
     assert started["id"] not in eks.list_updates(name=cluster)["updateIds"]
-    sim.clock.sleep(TIMINGS.nodegroup_update - 1)
-    assert len(world.registered) == 1
+    # And the new nodes join at once, Ready a minute later (the old ones are still there)
+    assert len(world.registered) == 2
+    new = world.registered[-1]
+    assert (new.at, new.spec["ready_at"], len(new.instance_ids)) == (0.0 + new.at, new.at + 60, 2)
+    assert set(new.instance_ids).isdisjoint(old_ids)
+    sim.clock.sleep(59)
+    assert _group(eks, cluster)["status"] == "UPDATING"
 
-    # When the update duration has elapsed
+    # When the new nodes are Ready and the old ones drained (this world has no budget to wait for)
     sim.clock.sleep(1)
 
     # Then the update is Successful, the group ACTIVE on 1.24 with the new release
@@ -423,12 +443,9 @@ def test_a_version_update_replaces_the_nodes_when_it_completes(sim, eks, world, 
     group = _group(eks, cluster)
     assert (group["status"], group["version"]) == ("ACTIVE", "1.24")
     assert group["releaseVersion"] == catalog.release_version("1.24", "AL2_x86_64")
-    # And the old nodes left while new containerd 1.24 nodes joined, Ready at once
+    # And the old nodes left once the new containerd 1.24 nodes were Ready
     end = sim.clock.now()
     assert world.removed == [(end, "workers")]
-    new = world.registered[-1]
-    assert (new.at, new.spec["ready_at"], len(new.instance_ids)) == (end, end, 2)
-    assert set(new.instance_ids).isdisjoint(old_ids)
     assert new.spec["kubelet_version"] == "v1.24.17-eks-8cb36c9"
     assert new.spec["container_runtime"] == "containerd://1.6.19"
     # And the control plane may now move on

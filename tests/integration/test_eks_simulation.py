@@ -307,6 +307,9 @@ class VersionRecorder:
     def set_control_plane_version(self, version: str) -> None:
         self.versions.append(version)
 
+    def advance(self) -> None:
+        """Nothing of its own runs in virtual time (EKS calls it before answering)."""
+
 
 def test_describe_cluster_returns_the_hooked_endpoint_and_a_pem_certificate(sim, eks, make_cluster):
     # Given a cluster, and no endpoint hook yet

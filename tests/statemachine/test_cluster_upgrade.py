@@ -40,20 +40,35 @@ def test_happy_path_upgrades_the_control_plane_in_virtual_time():
     # First wait near the expected 8 minutes, then 20 s polls: detected exactly at 480 s.
     assert run.result.virtual_duration_seconds == 480
     states = entered(run)
-    assert states[:9] == [
+    assert states[:12] == [
         "ValidateInput",
         "Preflight",
         "ControlPlaneAlreadyAtTarget?",
         "UpdateAlreadyUnderWay?",
         "ReadinessCheck",
         "PlanNodegroupMigration",  # no node group: nothing to migrate
+        "PlanVersionUpdate",
+        "StrategyOrder?",
         "MigrateNodegroups",
+        "AfterMigration?",  # runtime-first: the control plane moves after the migration
         "StartControlPlaneUpdate",
         "WaitForControlPlane",
     ]
-    assert states[-1] == "Upgraded"
+    # After the control plane: add-ons (none here), node versions (no group), the verification, done.
+    assert states[-9:] == [
+        "AfterControlPlane?",
+        "UpdateAddons",
+        "AddonsUpdated?",
+        "UpdateNodegroupVersions",
+        "NodegroupsUpdated?",
+        "VerifyUpgrade",
+        "Verified?",
+        "MoreVersionSteps?",
+        "Upgraded",
+    ]
     assert states.count("PollControlPlaneUpdate") == 4
-    assert run.result.lambda_invocations == 9
+    assert run.result.lambda_invocations == 13
+    assert run.result.output["verification"]["status"] == "Verified"
     assert run.result.output["nodegroupPlan"] == {"groups": [], "skipped": [], "plannedDeletions": []}
     assert run.result.output["readiness"]["counts"]["blocking"] == 0
     assert run.result.state_transitions == len(states)
@@ -108,7 +123,9 @@ def test_cluster_already_on_target_succeeds_without_changing_anything():
         assert sim.faults.mutating_calls() == []
         states = [name for _, name in result.states()]
         assert "StartControlPlaneUpdate" not in states
-        assert "ReadinessCheck" not in states  # nothing will change: no gate to pass
+        assert "ReadinessCheck" not in states  # no control plane update: no gate to pass
+        # but what an earlier run may have left (add-ons, node versions) is finished and verified
+        assert states[-3:] == ["Verified?", "MoreVersionSteps?", "Upgraded"]
 
 
 def test_version_mismatch_stops_before_any_change():

@@ -448,12 +448,11 @@ def test_the_migration_states_are_sequential_loops_with_computed_waits_and_rollb
     states = definition["States"]
     assert states["ReadinessCheck"]["Next"] == "PlanNodegroupMigration"
     migrate = states["MigrateNodegroups"]
-    # One group at a time, before the control plane moves
-    assert (migrate["Type"], migrate["MaxConcurrency"], migrate["Next"]) == (
-        "Map",
-        1,
-        "StartControlPlaneUpdate",
-    )
+    # One group at a time; runtime-first then moves the control plane (version-first already did)
+    assert (migrate["Type"], migrate["MaxConcurrency"], migrate["Next"]) == ("Map", 1, "AfterMigration?")
+    after = states["AfterMigration?"]
+    assert after["Choices"][0]["Next"] == "StartControlPlaneUpdate"
+    assert {"Variable": "$.strategy", "StringEquals": "runtime-first"} in after["Choices"][0]["And"]
     inner = migrate["ItemProcessor"]["States"]
     # Every wait is computed by the step before it (never a fixed sleep)
     assert all("SecondsPath" in s for s in inner.values() if s["Type"] == "Wait")

@@ -106,12 +106,13 @@ def test_the_same_cluster_with_the_rule_acknowledged_is_upgraded_and_the_reason_
         assert readiness["blockingRules"] == ["DS001"] and readiness["acknowledgedRules"] == ["DS001"]
         # (after the Docker node group's blue/green migration to containerd, which changes only EKS node
         # groups and their launch template)
-        calls = [f"{c.service}:{c.operation}" for c in sim.faults.mutating_calls()]
-        assert calls[-1] == "eks:UpdateClusterVersion" and calls.count("eks:UpdateClusterVersion") == 1
-        assert {c.step for c in sim.faults.mutating_calls()[:-1]} <= {
-            "CreateReplacementNodegroup",
-            "RetireNodegroup",
-        }
+        mutating = sim.faults.mutating_calls()
+        calls = [f"{c.service}:{c.operation}" for c in mutating]
+        assert calls.count("eks:UpdateClusterVersion") == 1
+        control_plane = calls.index("eks:UpdateClusterVersion")
+        assert {c.step for c in mutating[:control_plane]} <= {"CreateReplacementNodegroup", "RetireNodegroup"}
+        # (then the containerd twin moves to 1.24 in place: a launch template version with the 1.24 AMI)
+        assert {c.step for c in mutating[control_plane + 1 :]} <= {"UpdateAddons", "UpdateNodegroupVersions"}
         # And the S3 report records the acknowledged finding with its reason
         report = json.loads(s3_text(sim, readiness["report"]["jsonKey"]))
         [ds001] = [f for f in report["findings"] if f["rule"] == "DS001"]
@@ -159,8 +160,10 @@ def test_an_update_already_under_way_is_adopted_without_a_second_gate():
         account, cluster = scenario.clusters()[0]
         eks = account_session(account.id).client("eks", region_name=cluster.region)
         eks.update_cluster_version(name=cluster.name, version="1.24")
-        # When the workflow runs (the docker socket would block a new upgrade)
-        run = sim.run_cluster(account, cluster)
+        # When the workflow runs again with the input of that run (the docker socket would block a
+        # new upgrade: the earlier run acknowledged DS001, and the verification at the end holds the
+        # rerun to the same acknowledgment)
+        run = sim.run_cluster(account, cluster, acknowledge=ACKNOWLEDGE_DS001)
         # Then it adopts the running update: the gate is for changes not yet started
         assert run.result.status == "SUCCEEDED", run.result.cause
         assert "ReadinessCheck" not in states_of(run)

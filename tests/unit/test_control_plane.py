@@ -10,6 +10,7 @@ from upgrader.errors import (
     ClusterVersionMismatch,
     ControlPlaneUpdateFailed,
     ControlPlaneUpdateTimedOut,
+    NodegroupVersionSkew,
     UnsupportedVersionStep,
     UpdateAlreadyInProgress,
 )
@@ -98,6 +99,16 @@ class TestStartUpdate:
         (_, (name, version, token)) = eks.mutating_calls()[0]
         assert (name, version) == ("payments-prod", "1.24")
         assert token == control_plane.client_request_token(request_)
+
+    def test_a_node_group_behind_the_control_plane_stops_the_update_before_it_starts(self, eks, request_):
+        # Given a managed node group still on 1.22 while the control plane runs 1.23
+        eks.add_nodegroup("payments-prod", "legacy", version="1.22")
+        eks.add_nodegroup("payments-prod", "current")
+        # When the update would start, Then nothing is started and the group is named
+        with pytest.raises(NodegroupVersionSkew) as stopped:
+            control_plane.start_update(eks, request_, PLAN)
+        assert stopped.value.details["nodegroups"] == [{"nodegroup": "legacy", "version": "1.22"}]
+        assert eks.mutating_calls() == []
 
     def test_retried_start_adopts_instead_of_starting_twice(self, eks, request_):
         first = control_plane.start_update(eks, request_, PLAN)

@@ -59,9 +59,20 @@ def test_non_object_input_is_invalid():
         validate_request(envelope(["not", "an", "object"]))
 
 
-def test_two_minor_jump_is_refused_at_validation():
+def test_a_two_minor_target_becomes_a_chain_of_single_steps():
     event = load_event("cluster_upgrade_input") | {"toVersion": "1.25"}
-    with pytest.raises(UnsupportedVersionStep):
+    request = validate_request(envelope(event))
+    assert (request.from_version, request.to_version, request.target_version) == ("1.23", "1.24", "1.25")
+    assert (request.version_chain, request.version_step) == (("1.24", "1.25"), 0)
+
+
+@pytest.mark.parametrize(
+    ("to_version", "why"),
+    [("1.27", "at most 3"), ("1.23", "not above"), ("1.22", "supported range"), ("1.40", "supported range")],
+)
+def test_a_chain_too_long_a_downgrade_or_an_unsupported_target_is_refused(to_version, why):
+    event = load_event("cluster_upgrade_input") | {"toVersion": to_version}
+    with pytest.raises(UnsupportedVersionStep, match=why):
         validate_request(envelope(event))
 
 

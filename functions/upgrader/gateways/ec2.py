@@ -71,6 +71,28 @@ class LaunchTemplateGateway(Protocol):
     ) -> LaunchTemplateInfo: ...
 
 
+class NodeImageGateway(Protocol):
+    """Launch template versions and AMI facts for updating custom-AMI node groups in place."""
+
+    def image_name(self, image_id: str) -> str | None:
+        """DescribeImages' ``Name`` of an AMI (None when the account cannot see it)."""
+        ...
+
+    def find_template_version(self, template_id: str, image_id: str) -> str | None:
+        """The newest version of the template whose ImageId is ``image_id`` (None when none is)."""
+        ...
+
+    def create_template_version(
+        self, template_id: str, source_version: str, image_id: str, client_token: str
+    ) -> str:
+        """A new version of the template: ``source_version`` with ``ImageId`` replaced; returns its number."""
+        ...
+
+
+class Ec2Facts(Ec2Gateway, LaunchTemplateGateway, NodeImageGateway, Protocol):
+    """Everything the version step reads and writes in EC2 (BotoEc2Gateway implements it all)."""
+
+
 # Fields of a launch template version a managed node group's template may not carry.
 _NOT_COPIED = frozenset({"IamInstanceProfile"})  # EKS sets the instance profile from the node role
 
@@ -179,6 +201,49 @@ class BotoEc2Gateway:
         info = _template_info(created)  # type: ignore[arg-type]
         # CreateLaunchTemplate's answer omits the tags it was given.
         return info if info.tags else LaunchTemplateInfo(info.id, info.name, info.latest_version, dict(tags))
+
+    # -- node versions: custom AMIs ----------------------------------------------------------------------
+    def image_name(self, image_id: str) -> str | None:
+        try:
+            images = self._call("describe_images", ("image", image_id), ImageIds=[image_id]).get("Images", [])
+        except AwsResourceNotFound:
+            return None
+        if not images:
+            return None
+        return str(images[0].get("Name") or "") or None
+
+    def find_template_version(self, template_id: str, image_id: str) -> str | None:
+        kwargs: dict[str, Any] = {
+            "LaunchTemplateId": template_id,
+            "Filters": [{"Name": "image-id", "Values": [image_id]}],
+        }
+        numbers: list[int] = []
+        while True:
+            page = self._call("describe_launch_template_versions", ("launch template", template_id), **kwargs)
+            numbers += [
+                int(v["VersionNumber"])
+                for v in page.get("LaunchTemplateVersions", [])
+                # moto ignores the filter; EC2 honours it: check the image either way.
+                if (v.get("LaunchTemplateData") or {}).get("ImageId") == image_id
+            ]
+            token = page.get("NextToken")
+            if not token:
+                return str(max(numbers)) if numbers else None
+            kwargs["NextToken"] = token
+
+    def create_template_version(
+        self, template_id: str, source_version: str, image_id: str, client_token: str
+    ) -> str:
+        created = self._call(
+            "create_launch_template_version",
+            ("launch template", template_id),
+            LaunchTemplateId=template_id,
+            SourceVersion=source_version,
+            LaunchTemplateData={"ImageId": image_id},
+            ClientToken=client_token,
+            VersionDescription=f"EKS-optimized AMI {image_id} (eks-fleet-upgrader)",
+        )
+        return str(created["LaunchTemplateVersion"]["VersionNumber"])
 
 
 def _template_info(raw: Mapping[str, Any]) -> LaunchTemplateInfo:

@@ -9,7 +9,13 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from botocore.exceptions import ClientError
 
-from upgrader.errors import AwsResourceNotFound, ClusterNotFound, UpdateAlreadyInProgress, UpgradeError
+from upgrader.errors import (
+    AwsResourceNotFound,
+    ClusterNotFound,
+    EksResourceBusy,
+    UpdateAlreadyInProgress,
+    UpgradeError,
+)
 from upgrader.gateways.aws import AlreadyExists, aws_errors, json_safe, translate_client_error
 
 if TYPE_CHECKING:
@@ -69,6 +75,37 @@ class EksGateway(Protocol):
         ...
 
     def describe_insight(self, cluster: str, insight_id: str) -> dict[str, Any]: ...
+
+
+class VersionUpdateGateway(EksGateway, Protocol):
+    """The calls that move add-ons and node groups to the new version (after the control plane).
+
+    ``ResourceInUseException`` (another update of that add-on or node group running) raises
+    :class:`~upgrader.errors.EksResourceBusy`."""
+
+    def list_resource_updates(
+        self, cluster: str, *, nodegroup: str | None = None, addon: str | None = None
+    ) -> list[str]:
+        """ListUpdates of one node group or add-on (oldest first)."""
+        ...
+
+    def describe_resource_update(
+        self, cluster: str, update_id: str, *, nodegroup: str | None = None, addon: str | None = None
+    ) -> UpdateInfo: ...
+
+    def update_addon(
+        self, cluster: str, addon: str, version: str, resolve_conflicts: str, client_request_token: str
+    ) -> UpdateInfo: ...
+
+    def update_nodegroup_version(
+        self,
+        cluster: str,
+        nodegroup: str,
+        client_request_token: str,
+        *,
+        version: str | None = None,
+        launch_template: LaunchTemplateRef | None = None,
+    ) -> UpdateInfo: ...
 
 
 @dataclass(frozen=True)
@@ -294,6 +331,82 @@ class BotoEksGateway:
             clientRequestToken=client_request_token,
         )
         return _update_info(raw["update"])
+
+    # -- add-ons and node versions ---------------------------------------------------------------------
+    def _scope(self, nodegroup: str | None, addon: str | None) -> dict[str, str]:
+        if nodegroup:
+            return {"nodegroupName": nodegroup}
+        return {"addonName": addon} if addon else {}
+
+    def list_resource_updates(
+        self, cluster: str, *, nodegroup: str | None = None, addon: str | None = None
+    ) -> list[str]:
+        return self._pages(
+            "list_updates", cluster, "updateIds", name=cluster, **self._scope(nodegroup, addon)
+        )
+
+    def describe_resource_update(
+        self, cluster: str, update_id: str, *, nodegroup: str | None = None, addon: str | None = None
+    ) -> UpdateInfo:
+        raw = self._call(
+            "describe_update", cluster, name=cluster, updateId=update_id, **self._scope(nodegroup, addon)
+        )
+        return _update_info(raw["update"])
+
+    def _update(self, operation: str, cluster: str, resource: tuple[str, str], **kwargs: Any) -> UpdateInfo:
+        with aws_errors(f"eks:{operation}"):
+            try:
+                raw = getattr(self._client, operation)(**kwargs)
+            except ClientError as error:
+                if error.response.get("Error", {}).get("Code") == "ResourceInUseException":
+                    kind, name = resource
+                    raise EksResourceBusy(
+                        f"eks:{operation}: {kind} {name} of cluster {cluster} is being changed by another update",
+                        cluster=cluster,
+                        resourceType=kind,
+                        resourceName=name,
+                        awsMessage=error.response.get("Error", {}).get("Message", ""),
+                    ) from error
+                raise self._translate(error, f"eks:{operation}", cluster, resource) from error
+        return _update_info(raw["update"])
+
+    def update_addon(
+        self, cluster: str, addon: str, version: str, resolve_conflicts: str, client_request_token: str
+    ) -> UpdateInfo:
+        return self._update(
+            "update_addon",
+            cluster,
+            ("addon", addon),
+            clusterName=cluster,
+            addonName=addon,
+            addonVersion=version,
+            resolveConflicts=resolve_conflicts,
+            clientRequestToken=client_request_token,
+        )
+
+    def update_nodegroup_version(
+        self,
+        cluster: str,
+        nodegroup: str,
+        client_request_token: str,
+        *,
+        version: str | None = None,
+        launch_template: LaunchTemplateRef | None = None,
+    ) -> UpdateInfo:
+        kwargs: dict[str, Any] = {}
+        if launch_template is not None:
+            kwargs["launchTemplate"] = {"id": launch_template.id, "version": launch_template.version}
+        elif version is not None:
+            kwargs["version"] = version
+        return self._update(
+            "update_nodegroup_version",
+            cluster,
+            ("nodegroup", nodegroup),
+            clusterName=cluster,
+            nodegroupName=nodegroup,
+            clientRequestToken=client_request_token,
+            **kwargs,
+        )
 
     # -- node group migration --------------------------------------------------------------------
     def _maybe(self, operation: str, cluster: str, **kwargs: Any) -> dict[str, Any] | None:

@@ -43,7 +43,7 @@ from upgrader.readiness.objects import (
     selector_matches,
     template_labels,
 )
-from upgrader.versions import KubeVersion
+from upgrader.versions import KubeVersion, max_kubelet_skew
 
 EKS_UPDATE_CLUSTER = "https://docs.aws.amazon.com/eks/latest/userguide/update-cluster.html"
 SKEW_POLICY = "https://kubernetes.io/releases/version-skew-policy/#kubelet"
@@ -63,17 +63,6 @@ def minor_version(text: Any) -> KubeVersion | None:
     """``"1.23"``, ``"v1.23.17-eks-a59e1f0"`` -> 1.23; anything else -> None."""
     match = _VERSION.match(as_str(text))
     return KubeVersion(int(match.group(1)), int(match.group(2))) if match else None
-
-
-def max_kubelet_skew(api_server: KubeVersion, kubelet: KubeVersion) -> int:
-    """Minor versions a kubelet may trail the API server by (Kubernetes version skew policy).
-
-    From 1.28 a kubelet may be up to three minors older, but a kubelet older than 1.25 only two;
-    before 1.28 the window was two.
-    """
-    if api_server >= KubeVersion(1, 28) and kubelet >= KubeVersion(1, 25):
-        return 3
-    return 2
 
 
 def _behind(newer: KubeVersion, older: KubeVersion) -> int:
