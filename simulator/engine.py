@@ -1,13 +1,33 @@
 """The local engine: the real ``statemachines/*.asl.json`` executed by moto's Step Functions interpreter.
 
 This is the ONLY module that touches moto internals (moto is pinned exactly in requirements-dev.txt;
-tests/integration/test_engine.py fails loudly if a patched attribute moves). It makes four changes:
+tests/integration/test_engine.py fails loudly if a patched attribute moves). Its patch points:
 
-1. Lambda tasks are dispatched in-process to the real handlers (moto without Docker only echoes
-   the payload): ``LambdaSimpleBackend.invoke`` looks up the function's ``Handler`` and calls it.
-2. Wait states advance the :class:`VirtualClock` instead of blocking.
-3. Retry intervals advance the clock instead of ``time.sleep``.
-4. History event timestamps come from the clock, so the history reads in virtual time.
+1. ``LambdaSimpleBackend.invoke``: Lambda tasks are dispatched in-process to the real handlers (moto
+   without Docker only echoes the payload); the function's ``Handler`` is imported and called.
+2. ``WaitFunction._wait_interval``: Wait states sleep on the :class:`VirtualClock` (cancelled when
+   their execution stops) instead of blocking.
+3. ``retrier_decl.time``: Retry intervals sleep on the clock instead of ``time.sleep``.
+4. ``EventManager._get_current_timestamp``: history timestamps come from the clock.
+5. ``datetime`` in ``...asl.component.state.state``, ``...parser.models`` and ``...backend.execution``:
+   ``$$.State.EnteredTime`` and the executions' start and stop dates (DescribeExecution, the sync:2
+   output) are virtual too.
+6. Flows for the discrete-event clock (see simulator/clock.py): ``ExecutionWorker.start`` (each
+   execution is a flow; its end releases the tasks waiting for it), ``InlineIterationComponent.
+   _launch_worker`` with ``JobPool.close_job`` / ``JobPool.await_jobs`` (each Map worker is a flow,
+   the Map state waits parked), ``BranchWorker.start`` with ``BranchWorkerPool.on_terminated`` /
+   ``BranchWorkerPool.wait`` (the same for Parallel branches).
+7. ``StateTaskServiceSfn``: ``arn:aws:states:::states:startExecution`` (request-response, ``.sync`` and
+   ``.sync:2``), which fails as shipped (moto dropped the PascalCase-to-API parameter translation):
+   ``_normalise_parameters`` / ``_normalise_response`` translate through botocore's model as Step
+   Functions does, ``_build_sync_resolver`` / ``_build_sync2_resolver`` / ``_eval_sync`` wait for the
+   child parked on the clock (no real-time polling) and return AWS's output (``Output`` parsed as JSON
+   for sync:2, dates as epoch milliseconds), or fail with ``States.TaskFailed`` and the child's
+   describe output as the cause.
+8. ``CallbackEndpoint.wait`` / ``CallbackEndpoint.notify``: a task waiting for its task token
+   (``lambda:invoke.waitForTaskToken``, which moto supports) is parked on the clock until
+   SendTaskSuccess/SendTaskFailure; ``StepFunctionResponse.send_task_failure`` passes the ``cause``
+   on (moto drops it).
 
 Everything else (JSONPath, Choice, Retry/Catch matching, error names from Lambda's ``errorType``,
 the history) is moto's interpreter, a port of LocalStack's, unchanged.
@@ -25,6 +45,7 @@ import os
 import threading
 import time
 import traceback
+import types
 import uuid
 import zipfile
 from collections.abc import Callable, Iterator, Mapping
@@ -33,15 +54,46 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+import botocore.session
 import moto
+import moto.stepfunctions.parser.asl.component.state.state as moto_state_module
+import moto.stepfunctions.parser.backend.execution as moto_execution_module
+import moto.stepfunctions.parser.models as moto_parser_models
 from moto import mock_aws
 from moto.awslambda_simple.models import LambdaSimpleBackend
+from moto.core.responses import EmptyResult
+from moto.stepfunctions.parser.api import DescribeExecutionOutput, HistoryEventType, TaskFailedEventDetails
+from moto.stepfunctions.parser.asl.component.common.error_name.failure_event import (
+    FailureEvent,
+    FailureEventException,
+)
+from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name import StatesErrorName
+from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name_type import (
+    StatesErrorNameType,
+)
 from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
+from moto.stepfunctions.parser.asl.component.state.exec.state_map.iteration.inline_iteration_component import (
+    InlineIterationComponent,
+)
+from moto.stepfunctions.parser.asl.component.state.exec.state_map.iteration.job import JobPool
+from moto.stepfunctions.parser.asl.component.state.exec.state_parallel.branch_worker import BranchWorker
+from moto.stepfunctions.parser.asl.component.state.exec.state_parallel.branches_decl import BranchWorkerPool
+from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_sfn import (
+    StateTaskServiceSfn,
+)
 from moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_function import WaitFunction
+from moto.stepfunctions.parser.asl.eval.callback.callback import CallbackEndpoint
+from moto.stepfunctions.parser.asl.eval.event.event_detail import EventDetails
 from moto.stepfunctions.parser.asl.eval.event.event_manager import EventManager
+from moto.stepfunctions.parser.asl.utils.boto_client import boto_client_for
+from moto.stepfunctions.parser.asl.utils.encoding import to_json_str
+from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
+from moto.stepfunctions.parser.utils import TMP_THREADS
+from moto.stepfunctions.responses import StepFunctionResponse
+from moto.utilities.collections import select_from_typed_dict
 from upgrader.catalog import STEPS
 
-from simulator.clock import VirtualClock
+from simulator.clock import Gate, VirtualClock
 
 PINNED_MOTO = "5.2.5"
 ROOT = Path(__file__).resolve().parent.parent
@@ -50,6 +102,12 @@ ORCHESTRATOR_ACCOUNT = "123456789012"  # moto's default account plays the centra
 ORCHESTRATOR_REGION = "us-east-1"
 # The orchestrator stack's reports bucket (RunData.reports_bucket): ReadinessCheck writes its reports here.
 REPORT_BUCKET_NAME = f"eks-fleet-upgrader-reports-{ORCHESTRATOR_ACCOUNT}"
+# The orchestrator stack's run table (RunData.table): the fleet's locks, wave records and approvals.
+RUN_TABLE_NAME = "eks-fleet-upgrader-runs"
+# What the stack names the cluster workflow's state machine here (one per statemachines/*.asl.json).
+CLUSTER_STATE_MACHINE_ARN = (
+    f"arn:aws:states:{ORCHESTRATOR_REGION}:{ORCHESTRATOR_ACCOUNT}:stateMachine:cluster_upgrade"
+)
 LAMBDA_RUNTIME = "python3.13"
 MOTO_CONFIG = {"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}
 
@@ -198,14 +256,69 @@ def _environment(variables: Mapping[str, str]) -> Iterator[None]:
                 os.environ[key] = value
 
 
+class ExecutionEnds:
+    """Which executions have ended, and the flows parked until one does (sync and sync:2 tasks)."""
+
+    def __init__(self, clock: VirtualClock) -> None:
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._ended: set[str] = set()
+        self._waiting: dict[str, list[tuple[Gate, threading.Event]]] = {}
+
+    def ended(self, execution_arn: str) -> None:
+        with self._lock:
+            self._ended.add(execution_arn)
+            waiting = self._waiting.pop(execution_arn, [])
+        for gate, event in waiting:
+            self._clock.open(gate)  # the waiter is runnable before this execution's flow ends
+            event.set()
+
+    def wait(self, execution_arn: str) -> None:
+        with self._lock:
+            if execution_arn in self._ended:
+                return
+            gate, event = self._clock.gate(), threading.Event()
+            self._waiting.setdefault(execution_arn, []).append((gate, event))
+        self._clock.park(gate, event.wait)
+
+
+def _virtual_datetime_module(clock: VirtualClock) -> Any:
+    """Stands in for the ``datetime`` module in moto modules that stamp ``datetime.now()``."""
+
+    class VirtualDatetime(dt.datetime):
+        @classmethod
+        def now(cls, tz: dt.tzinfo | None = None) -> dt.datetime:  # type: ignore[override]
+            now = clock.datetime()
+            return now.astimezone(tz) if tz is not None else now.replace(tzinfo=None)
+
+    return types.SimpleNamespace(datetime=VirtualDatetime, timezone=dt.timezone, timedelta=dt.timedelta)
+
+
+_SFN_MODEL = botocore.session.get_session().get_service_model("stepfunctions")
+
+
+def _sfn_operation(snake_action: str) -> Any:
+    return _SFN_MODEL.operation_model("".join(part.capitalize() for part in snake_action.split("_")))
+
+
+def _gate_of(owner: Any, clock: VirtualClock) -> Gate:
+    """One gate per moto object that a flow waits on (a Map's job pool, a task token's endpoint)."""
+    gate: Gate = owner.__dict__.setdefault("_virtual_clock_gate", clock.gate())
+    return gate
+
+
 @contextlib.contextmanager
-def moto_patches(clock: VirtualClock, runtime: InProcessLambda) -> Iterator[None]:
-    """Apply the four patches described in the module docstring; restore them on exit."""
+def moto_patches(
+    clock: VirtualClock, runtime: InProcessLambda, ends: ExecutionEnds | None = None
+) -> Iterator[None]:
+    """Apply the patches described in the module docstring; restore them on exit."""
     if moto.__version__ != PINNED_MOTO:
         raise EngineError(
             f"simulator/engine.py is written against moto {PINNED_MOTO}, found {moto.__version__}"
         )
+    ends = ends or ExecutionEnds(clock)
 
+    # 1. Lambda ---------------------------------------------------------------------------------
     def invoke(self: LambdaSimpleBackend, function_name, qualifier, body, headers, response_headers):  # type: ignore[no-untyped-def]
         function = self.get_function(function_name, qualifier).get_configuration()
         payload, errored = runtime.invoke(function, json.loads(body) if body else {})
@@ -213,8 +326,10 @@ def moto_patches(clock: VirtualClock, runtime: InProcessLambda) -> Iterator[None
             response_headers["x-amz-function-error"] = "Unhandled"
         return payload
 
+    # 2-5. Time -----------------------------------------------------------------------------------
     def wait_interval(self: WaitFunction, env: Any, wait_seconds: int) -> None:
-        clock.sleep(max(0, wait_seconds), why="Wait state")
+        cancelled = (lambda: not env.is_running()) if env is not None else None
+        clock.sleep(max(0, wait_seconds), why="Wait state", cancelled=cancelled)
 
     class _RetryTime:
         @staticmethod
@@ -224,21 +339,243 @@ def moto_patches(clock: VirtualClock, runtime: InProcessLambda) -> Iterator[None
     def timestamp() -> dt.datetime:
         return clock.datetime()
 
-    saved = [
-        (LambdaSimpleBackend, "invoke", LambdaSimpleBackend.invoke),
-        (WaitFunction, "_wait_interval", WaitFunction._wait_interval),
-        (retrier_decl, "time", retrier_decl.time),
-        (EventManager, "_get_current_timestamp", EventManager.__dict__["_get_current_timestamp"]),
+    virtual_datetime = _virtual_datetime_module(clock)
+
+    # 6. Flows ------------------------------------------------------------------------------------
+    def start_execution_worker(self: ExecutionWorker) -> None:
+        execution_arn = self._evaluation_details.execution_details.arn
+        clock.flow_started()
+
+        def run() -> None:
+            try:
+                self._execution_logic()
+            finally:
+                ends.ended(execution_arn)
+                clock.flow_finished()
+
+        thread = threading.Thread(target=run, daemon=True)
+        TMP_THREADS.append(thread)
+        thread.start()
+
+    def launch_map_worker(
+        self: InlineIterationComponent, env: Any, eval_input: Any, job_pool: JobPool
+    ) -> Any:
+        worker = self._create_worker(env=env, eval_input=eval_input, job_pool=job_pool)
+        clock.flow_started()
+
+        def run() -> None:
+            try:
+                worker.eval()
+            finally:
+                clock.flow_finished()
+
+        thread = threading.Thread(target=run, daemon=True)
+        TMP_THREADS.append(thread)
+        thread.start()
+        return worker
+
+    original_close_job = JobPool.close_job
+
+    def close_job(self: JobPool, job: Any) -> None:
+        original_close_job(self, job)
+        if self._is_terminated():
+            clock.open(_gate_of(self, clock))
+
+    def await_jobs(self: JobPool) -> None:
+        if not self._is_terminated():
+            clock.park(_gate_of(self, clock), self._termination_event.wait)
+
+    def start_branch(self: BranchWorker) -> None:
+        if self._worker_thread is not None:
+            raise RuntimeError(f"Attempted to rerun BranchWorker for program ${self._program}.")
+        clock.flow_started()
+
+        def run() -> None:
+            try:
+                self._thread_routine()
+            finally:
+                clock.flow_finished()
+
+        self._worker_thread = threading.Thread(target=run, name=f"BranchWorker_${self._program}", daemon=True)
+        TMP_THREADS.append(self._worker_thread)
+        self._worker_thread.start()
+
+    original_on_terminated = BranchWorkerPool.on_terminated
+
+    def on_branch_terminated(self: BranchWorkerPool, env: Any) -> None:
+        original_on_terminated(self, env)
+        if self._termination_event.is_set():
+            clock.open(_gate_of(self, clock))
+
+    def await_branches(self: BranchWorkerPool) -> None:
+        clock.park(_gate_of(self, clock), self._termination_event.wait)
+
+    # 7. states:startExecution ----------------------------------------------------------------------
+    original_sfn_normalise_parameters = StateTaskServiceSfn._normalise_parameters
+
+    def sfn_normalise_parameters(
+        self: StateTaskServiceSfn,
+        parameters: dict[str, Any],
+        boto_service_name: str | None = None,
+        service_action_name: str | None = None,
+    ) -> None:
+        original_sfn_normalise_parameters(self, parameters, boto_service_name, service_action_name)
+        action = self._get_boto_service_action(service_action_name)
+        self._to_boto_request(parameters, _sfn_operation(action).input_shape)
+
+    def sfn_normalise_response(
+        self: StateTaskServiceSfn,
+        response: Any,
+        boto_service_name: str | None = None,
+        service_action_name: str | None = None,
+    ) -> None:
+        if not isinstance(response, dict):
+            return
+        response.pop("ResponseMetadata", None)
+        action = self._get_boto_service_action(service_action_name)
+        self._from_boto_response(response, _sfn_operation(action).output_shape)
+        for key in ("StartDate", "StopDate"):  # Step Functions renders timestamps as epoch milliseconds
+            if isinstance(response.get(key), dt.datetime):
+                response[key] = int(response[key].timestamp() * 1000)
+
+    def sfn_resolver(sync2: bool) -> Callable[..., Callable[[], Any]]:
+        def build(
+            self: StateTaskServiceSfn,
+            env: Any,
+            resource_runtime_part: Any,
+            normalised_parameters: dict[str, Any],
+            state_credentials: Any,
+        ) -> Callable[[], Any]:
+            sfn_client = boto_client_for(
+                region=resource_runtime_part.region,
+                service="stepfunctions",
+                state_credentials=state_credentials,
+            )
+            execution_arn: str = env.stack.pop()["ExecutionArn"]
+
+            def resolve() -> Any:
+                ends.wait(execution_arn)  # parked on the clock until the child's flow ends
+                described = select_from_typed_dict(
+                    DescribeExecutionOutput, sfn_client.describe_execution(executionArn=execution_arn)
+                )
+                if sync2:
+                    self._sync2_api_output_of(typ=DescribeExecutionOutput, value=described)
+                self._normalise_response(response=described, service_action_name="describe_execution")
+                if described["Status"] == "SUCCEEDED":
+                    return described
+                raise FailureEventException(
+                    FailureEvent(
+                        env=env,
+                        error_name=StatesErrorName(typ=StatesErrorNameType.StatesTaskFailed),
+                        event_type=HistoryEventType.TaskFailed,
+                        event_details=EventDetails(
+                            taskFailedEventDetails=TaskFailedEventDetails(
+                                resource=self._get_sfn_resource(),
+                                resourceType=self._get_sfn_resource_type(),
+                                error=StatesErrorNameType.StatesTaskFailed.to_name(),
+                                cause=to_json_str(described),
+                            )
+                        ),
+                    )
+                )
+
+            return resolve
+
+        return build
+
+    def sfn_eval_sync(self: StateTaskServiceSfn, env: Any, sync_resolver: Callable[[], Any], **_: Any) -> Any:
+        # moto polls every 0.5 s of real time and listens for a task token on a helper thread; the
+        # resolver above blocks (parked) until the child ends, so one call is the whole wait.
+        return sync_resolver() if env.is_running() else None
+
+    # 8. Task tokens ------------------------------------------------------------------------------
+    original_endpoint_wait = CallbackEndpoint.wait
+    original_endpoint_notify = CallbackEndpoint.notify
+
+    def endpoint_wait(self: CallbackEndpoint, timeout: float | None = None) -> Any:
+        return clock.park(_gate_of(self, clock), lambda: original_endpoint_wait(self, timeout))
+
+    def endpoint_notify(self: CallbackEndpoint, outcome: Any) -> None:
+        clock.open(_gate_of(self, clock))
+        original_endpoint_notify(self, outcome)
+
+    def send_task_failure(self: StepFunctionResponse) -> EmptyResult:
+        self.stepfunction_backend.send_task_failure(
+            self._get_param("taskToken"), error=self._get_param("error"), cause=self._get_param("cause")
+        )
+        return EmptyResult()
+
+    replacements: list[tuple[Any, str, Any]] = [
+        (LambdaSimpleBackend, "invoke", invoke),
+        (WaitFunction, "_wait_interval", wait_interval),
+        (retrier_decl, "time", _RetryTime),
+        (EventManager, "_get_current_timestamp", staticmethod(timestamp)),
+        (moto_state_module, "datetime", virtual_datetime),
+        (moto_parser_models, "datetime", virtual_datetime),
+        (moto_execution_module, "datetime", virtual_datetime),
+        (ExecutionWorker, "start", start_execution_worker),
+        (InlineIterationComponent, "_launch_worker", launch_map_worker),
+        (JobPool, "close_job", close_job),
+        (JobPool, "await_jobs", await_jobs),
+        (BranchWorker, "start", start_branch),
+        (BranchWorkerPool, "on_terminated", on_branch_terminated),
+        (BranchWorkerPool, "wait", await_branches),
+        (StateTaskServiceSfn, "_normalise_parameters", sfn_normalise_parameters),
+        (StateTaskServiceSfn, "_normalise_response", sfn_normalise_response),
+        (StateTaskServiceSfn, "_build_sync_resolver", sfn_resolver(sync2=False)),
+        (StateTaskServiceSfn, "_build_sync2_resolver", sfn_resolver(sync2=True)),
+        (StateTaskServiceSfn, "_eval_sync", sfn_eval_sync),
+        (CallbackEndpoint, "wait", endpoint_wait),
+        (CallbackEndpoint, "notify", endpoint_notify),
+        (StepFunctionResponse, "send_task_failure", send_task_failure),
     ]
-    LambdaSimpleBackend.invoke = invoke  # type: ignore[method-assign]
-    WaitFunction._wait_interval = wait_interval  # type: ignore[method-assign]
-    retrier_decl.time = _RetryTime  # type: ignore[assignment]
-    EventManager._get_current_timestamp = staticmethod(timestamp)  # type: ignore[method-assign,assignment]
+    # Saved from the class __dict__ (not getattr) so staticmethods and inherited attributes come back
+    # exactly as they were: an attribute a class did not define itself is deleted again on exit.
+    saved = [(owner, name, owner.__dict__.get(name, _ABSENT)) for owner, name, _ in replacements]
+    for owner, name, replacement in replacements:
+        setattr(owner, name, replacement)
     try:
         yield
     finally:
-        for owner, name, original in saved:
-            setattr(owner, name, original)
+        for owner, name, original in reversed(saved):
+            if original is _ABSENT:
+                delattr(owner, name)
+            else:
+                setattr(owner, name, original)
+
+
+_ABSENT = object()
+# Every (owner, attribute) the engine replaces: tests/integration/test_engine.py checks each exists in
+# the pinned moto with the shape the patch expects.
+PATCH_POINTS: tuple[tuple[Any, str], ...] = (
+    (LambdaSimpleBackend, "invoke"),
+    (WaitFunction, "_wait_interval"),
+    (retrier_decl, "time"),
+    (EventManager, "_get_current_timestamp"),
+    (moto_state_module, "datetime"),
+    (moto_parser_models, "datetime"),
+    (moto_execution_module, "datetime"),
+    (ExecutionWorker, "start"),
+    (ExecutionWorker, "_execution_logic"),
+    (InlineIterationComponent, "_launch_worker"),
+    (InlineIterationComponent, "_create_worker"),
+    (JobPool, "close_job"),
+    (JobPool, "await_jobs"),
+    (JobPool, "_is_terminated"),
+    (BranchWorker, "start"),
+    (BranchWorker, "_thread_routine"),
+    (BranchWorkerPool, "on_terminated"),
+    (BranchWorkerPool, "wait"),
+    (StateTaskServiceSfn, "_normalise_parameters"),
+    (StateTaskServiceSfn, "_normalise_response"),
+    (StateTaskServiceSfn, "_build_sync_resolver"),
+    (StateTaskServiceSfn, "_build_sync2_resolver"),
+    (StateTaskServiceSfn, "_eval_sync"),
+    (StateTaskServiceSfn, "_sync2_api_output_of"),
+    (CallbackEndpoint, "wait"),
+    (CallbackEndpoint, "notify"),
+    (StepFunctionResponse, "send_task_failure"),
+)
 
 
 def render_definition(text: str, substitutions: Mapping[str, str]) -> str:
@@ -269,6 +606,7 @@ class LocalEngine:
         self.state_machines: dict[str, str] = {}
         self.function_arns: dict[str, str] = {}
         self.report_bucket = REPORT_BUCKET_NAME
+        self.ends = ExecutionEnds(self.clock)
         self._stack = contextlib.ExitStack()
 
     def __enter__(self) -> LocalEngine:
@@ -276,7 +614,12 @@ class LocalEngine:
         # workflow's own failures are reported by us, from the execution history.
         logging.getLogger("moto.stepfunctions").setLevel(logging.CRITICAL)
         self._stack.enter_context(mock_aws(config=MOTO_CONFIG))
-        self._stack.enter_context(moto_patches(self.clock, self.runtime))
+        # The interpreter's own threads read the default region (moto's ServiceResource) while Lambda
+        # handlers run with their environment applied and restored around them: keep the process's
+        # region set for the engine's lifetime, so restoring a handler's environment never removes it
+        # under a concurrent execution (it would fail that task with States.Runtime 'AWS_DEFAULT_REGION').
+        self._stack.enter_context(_environment({"AWS_DEFAULT_REGION": ORCHESTRATOR_REGION}))
+        self._stack.enter_context(moto_patches(self.clock, self.runtime, self.ends))
         self._deploy()
         return self
 
@@ -294,12 +637,26 @@ class LocalEngine:
             "AWS_REGION": ORCHESTRATOR_REGION,
             "AWS_DEFAULT_REGION": ORCHESTRATOR_REGION,
             "REPORT_BUCKET_NAME": self.report_bucket,
+            "RUN_TABLE_NAME": RUN_TABLE_NAME,
+            "CLUSTER_STATE_MACHINE_ARN": CLUSTER_STATE_MACHINE_ARN,
             **self.function_environment,
         }
 
     def _deploy(self) -> None:
         """Create what the CDK stack creates, as far as executing the workflows needs."""
         self.client("s3").create_bucket(Bucket=self.report_bucket)
+        self.client("dynamodb").create_table(
+            TableName=RUN_TABLE_NAME,
+            AttributeDefinitions=[
+                {"AttributeName": "pk", "AttributeType": "S"},
+                {"AttributeName": "sk", "AttributeType": "S"},
+            ],
+            KeySchema=[
+                {"AttributeName": "pk", "KeyType": "HASH"},
+                {"AttributeName": "sk", "KeyType": "RANGE"},
+            ],
+            BillingMode="PAY_PER_REQUEST",
+        )
         iam = self.client("iam")
         role_arn = iam.create_role(RoleName="local-engine", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
         archive = io.BytesIO()
@@ -360,12 +717,29 @@ class LocalEngine:
             cause=described.get("cause"),
             history=history,
             started_at=started_at,
-            stopped_at=self.clock.now(),
+            # The execution's own (virtual) stop date: other flows may have moved the clock since.
+            stopped_at=self.virtual_seconds(described["stopDate"]),
         )
 
-    def run(self, machine: str, name: str, execution_input: Any) -> ExecutionResult:
+    def virtual_seconds(self, moment: dt.datetime) -> float:
+        """A virtual datetime (history, DescribeExecution) as seconds on the clock, to the millisecond."""
+        return round((moment - self.clock.to_datetime(0)).total_seconds(), 3)
+
+    def run(
+        self, machine: str, name: str, execution_input: Any, real_timeout: float = 120.0
+    ) -> ExecutionResult:
         started_at = self.clock.now()
         first_invocation = len(self.runtime.invocations)
-        result = self.wait(self.start(machine, name, execution_input), started_at)
+        result = self.wait(self.start(machine, name, execution_input), started_at, real_timeout)
         result.invocations = self.runtime.invocations[first_invocation:]
         return result
+
+    def run_together(
+        self, runs: list[tuple[str, str, Any]], real_timeout: float = 120.0
+    ) -> list[ExecutionResult]:
+        """Start several executions at the same virtual instant (the clock is held until all have
+        started) and wait for all. Invocations are not attributed per execution when they overlap."""
+        started_at = self.clock.now()
+        with self.clock.hold():
+            arns = [self.start(machine, name, execution_input) for machine, name, execution_input in runs]
+        return [self.wait(arn, started_at, real_timeout) for arn in arns]

@@ -1,0 +1,101 @@
+"""What the fleet workflow (statemachines/fleet_upgrade.asl.json) needs beyond invoking its Lambdas.
+
+* Its state machine starts the cluster workflow as child executions and waits for them
+  (``states:startExecution.sync:2``): ``states:StartExecution`` on the cluster state machine,
+  ``states:DescribeExecution`` / ``states:StopExecution`` on its executions, and the EventBridge managed
+  rule Step Functions uses to learn that a child ended (``events:PutTargets``, ``PutRule``,
+  ``DescribeRule`` on ``StepFunctionsGetEventsForStepFunctionsExecutionRule``), as the AWS documentation
+  of the sync integration lists them. The child's state machine is encrypted with the run data key, so
+  starting and describing it needs that key, for that state machine only (encryption context).
+* The fleet steps that keep the run table (locks, wave records, approvals) get item-level access to it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from aws_cdk import Aws
+from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_stepfunctions as sfn
+
+from infra.compliance import acknowledge
+
+# The fleet steps that read and write the run table (upgrader.gateways.locks).
+RUN_TABLE_STEPS = (
+    "AcquireClusterLock",
+    "ReleaseClusterLock",
+    "RequestWaveApproval",
+    "EvaluateWave",
+    "WriteFleetReport",
+)
+RUN_TABLE_ACTIONS = ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem", "dynamodb:Query")
+SYNC_RULE = "StepFunctionsGetEventsForStepFunctionsExecutionRule"
+
+
+def cluster_state_machine_arn(state_machine_name: str) -> str:
+    return f"arn:{Aws.PARTITION}:states:{Aws.REGION}:{Aws.ACCOUNT_ID}:stateMachine:{state_machine_name}"
+
+
+def grant_child_executions(
+    fleet: sfn.StateMachine, cluster: sfn.StateMachine, cluster_name: str, key: kms.IKey
+) -> None:
+    fleet.add_to_role_policy(
+        iam.PolicyStatement(
+            sid="StartClusterUpgrade",
+            actions=["states:StartExecution"],
+            resources=[cluster.state_machine_arn],
+        )
+    )
+    executions = f"arn:{Aws.PARTITION}:states:{Aws.REGION}:{Aws.ACCOUNT_ID}:execution:{cluster_name}:*"
+    fleet.add_to_role_policy(
+        iam.PolicyStatement(
+            sid="FollowClusterUpgrades",
+            actions=["states:DescribeExecution", "states:StopExecution"],
+            resources=[executions],
+        )
+    )
+    rule = f"arn:{Aws.PARTITION}:events:{Aws.REGION}:{Aws.ACCOUNT_ID}:rule/{SYNC_RULE}"
+    fleet.add_to_role_policy(
+        iam.PolicyStatement(
+            sid="SyncExecutionEvents",
+            actions=["events:PutTargets", "events:PutRule", "events:DescribeRule"],
+            resources=[rule],
+        )
+    )
+    fleet.add_to_role_policy(
+        iam.PolicyStatement(
+            sid="ClusterUpgradeData",
+            actions=["kms:GenerateDataKey", "kms:Decrypt"],
+            resources=[key.key_arn],
+            conditions={
+                "StringEquals": {
+                    "kms:EncryptionContext:aws:states:stateMachineArn": cluster.state_machine_arn
+                }
+            },
+        )
+    )
+    acknowledge(
+        fleet.role,
+        f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:states:<AWS::Region>:<AWS::AccountId>:execution:{cluster_name}:*]",
+        "The child executions' names are chosen at run time (<fleet execution>-<cluster hash>): the grant is "
+        "DescribeExecution/StopExecution on the executions of the cluster state machine only.",
+    )
+
+
+def grant_run_table(roles: Iterable[iam.IRole], table: dynamodb.ITable, key: kms.IKey) -> None:
+    for role in roles:
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                sid="FleetRunTable", actions=list(RUN_TABLE_ACTIONS), resources=[table.table_arn]
+            )
+        )
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                sid="FleetRunTableKey",
+                actions=["kms:Decrypt", "kms:GenerateDataKey"],
+                resources=[key.key_arn],
+                conditions={"StringEquals": {"kms:ViaService": f"dynamodb.{Aws.REGION}.amazonaws.com"}},
+            )
+        )
