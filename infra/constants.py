@@ -37,6 +37,10 @@ STEP_SETTINGS_DEFAULTS: dict[str, str] = {
     "KUBERNETES_MAX_RETRIES": "3",
 }
 
+# --- Step Functions -----------------------------------------------------------------------------------
+# How long Step Functions reuses a data key of the state machines' customer-managed key (60-900 s).
+STATE_MACHINE_DATA_KEY_REUSE = Duration.seconds(300)
+
 # --- Logs ---------------------------------------------------------------------------------------------
 # CloudWatch Logs accepts only these retention periods; config.logRetentionDays must be one of them.
 RETENTION_DAYS: dict[int, logs.RetentionDays] = {

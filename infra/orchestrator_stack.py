@@ -16,6 +16,12 @@ from infra.asl import AslDefinition, load_definitions
 from infra.bundling import dependency_layer_code, function_code
 from infra.catalog import STEPS
 from infra.config import FleetUpgraderConfig
+from infra.constructs.fleet_permissions import (
+    RUN_TABLE_STEPS,
+    cluster_state_machine_arn,
+    grant_child_executions,
+    grant_run_table,
+)
 from infra.constructs.run_data import RunData
 from infra.constructs.step_function import StepFunction
 from infra.constructs.workflow import Workflow
@@ -55,6 +61,11 @@ class OrchestratorStack(Stack):
             "RUN_TABLE_NAME": self.run_table.table_name,
             "REPORT_BUCKET_NAME": self.report_bucket.bucket_name,
             "NOTIFICATION_TOPIC_ARN": self.notification_topic.topic_arn,
+            # The fleet workflow's child executions (infra/constructs/fleet_permissions.py): the name is
+            # known before the state machine exists, so no step depends on it.
+            "CLUSTER_STATE_MACHINE_ARN": cluster_state_machine_arn(
+                f"{config.resource_prefix}-cluster-upgrade"
+            ),
         }
         target_role_arns = [
             config.target_role_arn(account, Aws.PARTITION) for account in config.target_account_ids
@@ -71,6 +82,7 @@ class OrchestratorStack(Stack):
                 layers=[dependencies],
                 environment=environment,
                 log_retention=retention,
+                log_key=self.run_data.key,
                 target_role_arns=target_role_arns if step.assumes_target_role else (),
             )
             CfnOutput(
@@ -94,6 +106,8 @@ class OrchestratorStack(Stack):
                 state_machine_name=f"{config.resource_prefix}-{definition.stem.replace('_', '-')}",
                 functions_by_arn_variable=functions_by_arn_variable,
                 log_retention=retention,
+                log_key=self.run_data.key,
+                data_key=self.run_data.key,
             )
             self.workflows[definition.stem] = workflow
             CfnOutput(
@@ -102,6 +116,19 @@ class OrchestratorStack(Stack):
                 value=workflow.state_machine.state_machine_arn,
                 description=f"State machine of statemachines/{definition.path.name}",
             )
+
+        if "fleet_upgrade" in self.workflows and "cluster_upgrade" in self.workflows:
+            grant_child_executions(
+                self.workflows["fleet_upgrade"].state_machine,
+                self.workflows["cluster_upgrade"].state_machine,
+                f"{config.resource_prefix}-cluster-upgrade",
+                self.run_data.key,
+            )
+        grant_run_table(
+            (self.steps[name].role for name in RUN_TABLE_STEPS if name in self.steps),
+            self.run_table,
+            self.run_data.key,
+        )
 
     # Data stores: granted narrowly, per catalog flag (writes_reports), above; the rest for later steps.
     @property

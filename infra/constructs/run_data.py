@@ -1,10 +1,13 @@
-"""Where upgrade runs keep their state, reports and notifications, all under one customer-managed key.
+"""Where upgrade runs keep their state, reports, notifications and logs, all under one customer-managed key.
 
 * Run table (DynamoDB): run state and per-cluster locks; ``pk``/``sk`` strings, on-demand, point-in-time
   recovery, deletion protection.
 * Reports bucket (S3): KMS, TLS only, public access blocked, versioned, server access logs to a separate
   logs bucket (SSE-S3, because S3 log delivery cannot write to SSE-KMS buckets).
 * Notifications topic (SNS): KMS, TLS only.
+* The key (rotated) also encrypts the state machines (definition and execution history) and every log group
+  of the app: its policy lets the regional CloudWatch Logs service use it for this app's log groups only
+  (``log_group_name_patterns``), as CloudWatch Logs requires for a KMS-encrypted log group.
 
 Data stores are retained when the stack is deleted. Nothing is granted by default: a step that needs one of
 them gets a grant in orchestrator_stack.py when it starts using it, through the narrow ``grant_*`` methods here.
@@ -47,7 +50,20 @@ KEY_USAGE_ACTIONS = (
     "kms:ReEncrypt*",
     "kms:GenerateDataKey*",
 )
+# What CloudWatch Logs does with a log group's key (AWS: "Encrypt log data in CloudWatch Logs using KMS").
+LOGS_SERVICE_ACTIONS = (
+    "kms:Encrypt",
+    "kms:Decrypt",
+    "kms:ReEncrypt*",
+    "kms:GenerateDataKey*",
+    "kms:Describe*",
+)
 REPORTS_PREFIX = "reports/"  # where steps put run reports (upgrader.readiness_check.report_location)
+
+
+def log_group_name_patterns(resource_prefix: str) -> tuple[str, ...]:
+    """The log groups the key may encrypt: the steps' and the state machines' (StepFunction, Workflow)."""
+    return (f"/aws/lambda/{resource_prefix}-*", f"/aws/vendedlogs/states/{resource_prefix}-*")
 
 
 class RunData(Construct):
@@ -57,10 +73,14 @@ class RunData(Construct):
         super().__init__(scope, construct_id)
 
         account_iam = iam.AccountRootPrincipal()
+        log_group_arns = [
+            f"arn:{Aws.PARTITION}:logs:{Aws.REGION}:{Aws.ACCOUNT_ID}:log-group:{pattern}"
+            for pattern in log_group_name_patterns(resource_prefix)
+        ]
         self.key = kms.Key(
             self,
             "Key",
-            description="Encrypts the EKS fleet upgrader's run table, reports and notifications",
+            description="Encrypts the EKS fleet upgrader's run table, reports, notifications, workflows and logs",
             alias=f"alias/{resource_prefix}/run-data",
             enable_key_rotation=True,
             removal_policy=RemovalPolicy.RETAIN,
@@ -77,6 +97,13 @@ class RunData(Construct):
                         principals=[account_iam],
                         actions=list(KEY_USAGE_ACTIONS),
                         resources=["*"],
+                    ),
+                    iam.PolicyStatement(
+                        sid="CloudWatchLogsForThisAppsLogGroups",
+                        principals=[iam.ServicePrincipal(f"logs.{Aws.REGION}.amazonaws.com")],
+                        actions=list(LOGS_SERVICE_ACTIONS),
+                        resources=["*"],
+                        conditions={"ArnLike": {"kms:EncryptionContext:aws:logs:arn": log_group_arns}},
                     ),
                 ]
             ),

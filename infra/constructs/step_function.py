@@ -4,7 +4,7 @@
   It starts empty (no managed policy); it gets: write to its own log group, X-Ray, and, only for steps that
   assume the target role, ``sts:AssumeRole`` on ``role/<targetRoleName>`` in each configured account.
 * Function ``{resourcePrefix}-{StepName}``: Python 3.13 on arm64, X-Ray active, the shared code asset and
-  dependency layer, its own log group with retention.
+  dependency layer, its own log group with retention, encrypted with the run data key (RunData).
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
@@ -33,6 +34,7 @@ class StepFunction(Construct):
         layers: Sequence[lambda_.ILayerVersion],
         environment: Mapping[str, str],
         log_retention: logs.RetentionDays,
+        log_key: kms.IKey,
         target_role_arns: Sequence[str] = (),
     ) -> None:
         super().__init__(scope, construct_id)
@@ -50,6 +52,7 @@ class StepFunction(Construct):
             "LogGroup",
             log_group_name=f"/aws/lambda/{name}",
             retention=log_retention,
+            encryption_key=log_key,
         )
         self.log_group.grant_write(self.role)
 

@@ -4,7 +4,8 @@ The definition is the file's text, inlined into the template (``DefinitionString
 as ``DefinitionSubstitutions`` that CloudFormation applies; so cfn-lint reads the real workflow and the
 local engine runs the very same file. The role may invoke exactly the functions this file references.
 Logging: level ALL without execution data (payloads can carry cluster details) to a log group with
-retention; X-Ray tracing on.
+retention; X-Ray tracing on. The log group, the definition and the execution history are encrypted with
+the run data key (customer-managed, rotated: RunData), not an AWS-owned one.
 """
 
 from __future__ import annotations
@@ -12,11 +13,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
+from infra import constants
 from infra.asl import AslDefinition
 from infra.compliance import acknowledge
 
@@ -31,6 +34,8 @@ class Workflow(Construct):
         state_machine_name: str,
         functions_by_arn_variable: Mapping[str, lambda_.IFunction],
         log_retention: logs.RetentionDays,
+        log_key: kms.IKey,
+        data_key: kms.IKey,
     ) -> None:
         super().__init__(scope, construct_id)
         self.definition = definition
@@ -54,6 +59,7 @@ class Workflow(Construct):
             # Step Functions log destinations).
             log_group_name=f"/aws/vendedlogs/states/{state_machine_name}",
             retention=log_retention,
+            encryption_key=log_key,
         )
         self.state_machine = sfn.StateMachine(
             self,
@@ -68,6 +74,9 @@ class Workflow(Construct):
                 include_execution_data=False,
             ),
             tracing_enabled=True,
+            encryption_configuration=sfn.CustomerManagedEncryptionConfiguration(
+                data_key, constants.STATE_MACHINE_DATA_KEY_REUSE
+            ),
         )
         # Explicit invoke grants, one statement per function, on the unqualified ARN the Task states use
         # (grant_invoke would also allow every version and alias, ARN:*, which nothing here invokes).

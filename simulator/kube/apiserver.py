@@ -15,8 +15,10 @@ Served (``docs/kubernetes-emulator.md`` has the full list and the known gaps):
   410 Expired, as after etcd compaction).
 
 Every request needs ``Authorization: Bearer <token>`` that ``token_check(cluster_id, token)``
-accepts (returns ``True``); anything else is 401. The server logs nothing: requests, rejected
-tokens and handler crashes are kept on :class:`KubeApiServer` for reports and tests.
+accepts (returns ``True``); anything else is 401. With an ``authorizer`` (``simulator/kube/rbac.py``,
+the orchestrator's ClusterRole), a request it does not allow is 403, before routing. The server logs
+nothing: requests, rejected tokens and handler crashes are kept on :class:`KubeApiServer` for reports
+and tests.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 from simulator.kube.world import (
@@ -44,6 +46,9 @@ from simulator.kube.world import (
     KubeWorld,
     bad_request,
 )
+
+if TYPE_CHECKING:
+    from simulator.kube.rbac import ClusterAuthorizer
 
 TokenCheck = Callable[[str, str], "bool | str"]
 
@@ -263,9 +268,15 @@ def _method_not_allowed(method: str) -> _Response:
 class KubeApiServer:
     """The loopback HTTP server behind every cluster's virtual API server."""
 
-    def __init__(self, worlds_by_id: Mapping[str, KubeWorld], token_check: TokenCheck) -> None:
+    def __init__(
+        self,
+        worlds_by_id: Mapping[str, KubeWorld],
+        token_check: TokenCheck,
+        authorizer: ClusterAuthorizer | None = None,
+    ) -> None:
         self._worlds = worlds_by_id  # kept by reference: clusters added later are served too
         self._token_check = token_check
+        self.authorizer = authorizer  # None: every authenticated request is allowed (cluster-admin)
         self._lock = threading.Lock()
         self._snapshots: OrderedDict[tuple[Any, ...], list[JSON]] = OrderedDict()
         self._failures: list[InjectedFailure] = []
@@ -398,6 +409,9 @@ class KubeApiServer:
             reason, message = _FAILURE_REASONS.get(failure.code, ("", "injected failure"))
             return _status(ApiStatus(failure.code, reason, message, {}, failure.retry_after))
         query = {k: v[-1] for k, v in parse_qs(query_text, keep_blank_values=True).items()}
+        refusal = self.authorizer.check(cluster_id, method, rest, query) if self.authorizer else None
+        if refusal is not None:  # RBAC (simulator/kube/rbac.py), before routing as in the real API server
+            return _status(refusal)
         try:
             return self._route(cluster_id, world, method, rest, query, headers, body)
         except KubeError as error:
@@ -664,10 +678,15 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 @contextlib.contextmanager
-def serve(worlds_by_id: Mapping[str, KubeWorld], token_check: TokenCheck) -> Iterator[KubeApiServer]:
+def serve(
+    worlds_by_id: Mapping[str, KubeWorld],
+    token_check: TokenCheck,
+    authorizer: ClusterAuthorizer | None = None,
+) -> Iterator[KubeApiServer]:
     """Start the API servers of ``worlds_by_id`` on an OS-chosen loopback port for the duration of
-    the context. ``token_check(cluster_id, token)`` must return ``True`` to let a request in."""
-    server = KubeApiServer(worlds_by_id, token_check)
+    the context. ``token_check(cluster_id, token)`` must return ``True`` to let a request in;
+    ``authorizer`` (``simulator.kube.rbac``), if given, must then allow it (else 403 Forbidden)."""
+    server = KubeApiServer(worlds_by_id, token_check, authorizer)
     server.start()
     try:
         yield server

@@ -11,6 +11,7 @@ from upgrader.settings import Settings
 from infra import constants
 from infra.asl import load_definitions
 from infra.catalog import STEPS
+from infra.constructs.fleet_permissions import RUN_TABLE_ACTIONS, RUN_TABLE_STEPS
 
 DEFINITIONS = load_definitions()
 
@@ -216,23 +217,34 @@ def test_only_report_writing_steps_may_write_reports_and_nothing_else_touches_th
     ]
     [key_id] = resources_of(template, "AWS::KMS::Key")
     writers = {step.name for step in STEPS if step.writes_reports}
-    assert writers == {"ReadinessCheck"}
+    # the readiness report, the upgrade report (VerifyUpgrade) and the fleet report
+    assert writers <= {"ReadinessCheck", "VerifyUpgrade", "WriteFleetReport"}
+    assert {"ReadinessCheck", "VerifyUpgrade"} <= writers
     for name, (_, function) in function_by_step(template, fleet_config).items():
         role_id = function["Properties"]["Role"]["Fn::GetAtt"][0]
         statements = role_statements(template, role_id)
         actions = {a for s in statements for a in cfn.as_list(s["Action"])}
         # Then every role holds logging, tracing and (maybe) assume-role actions
         others = {a for a in actions if a.split(":")[0] not in {"logs", "xray", "sts"}}
+        expected = set()
+        if name in RUN_TABLE_STEPS:  # the fleet's locks, wave records and approvals: item access only
+            expected |= set(RUN_TABLE_ACTIONS) | {"kms:Decrypt", "kms:GenerateDataKey"}
+        if name in writers:
+            expected |= {"s3:PutObject", "kms:GenerateDataKey"}
+        assert others == expected, name
         if name not in writers:
-            assert others == set(), name
             continue
         # And a report writer exactly s3:PutObject under reports/ of the reports bucket...
-        assert others == {"s3:PutObject", "kms:GenerateDataKey"}, name
         [put] = [s for s in statements if "s3:PutObject" in cfn.as_list(s["Action"])]
         assert put["Action"] == "s3:PutObject"
         assert put["Resource"] == {"Fn::Join": ["", [{"Fn::GetAtt": [bucket_id, "Arn"]}, "/reports/*"]]}
         # ...and the data key SSE-KMS needs for it, only through S3 and for that bucket
-        [kms] = [s for s in statements if "kms:GenerateDataKey" in cfn.as_list(s["Action"])]
+        [kms] = [
+            s
+            for s in statements
+            if "kms:GenerateDataKey" in cfn.as_list(s["Action"])
+            and "kms:EncryptionContext:aws:s3:arn" in s.get("Condition", {}).get("StringEquals", {})
+        ]
         assert kms["Action"] == "kms:GenerateDataKey"
         assert kms["Resource"] == {"Fn::GetAtt": [key_id, "Arn"]}
         conditions = kms["Condition"]["StringEquals"]

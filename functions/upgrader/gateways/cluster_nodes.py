@@ -12,7 +12,7 @@ and validating every pod into the client's models costs ~20 ms per 100 pods.
 
 Errors go through the one translation of Kubernetes answers (``kubernetes_error`` in
 ``gateways/kubernetes.py``): 429 and 5xx left over after the client's own retries become the retryable
-``KubernetesThrottled`` / ``TransientKubernetesError``, 401 ``KubernetesAccessDenied``, anything else
+``KubernetesThrottled`` / ``TransientKubernetesError``, 401 and 403 ``KubernetesAccessDenied``, anything else
 ``UnexpectedKubernetesError``. Evictions are the exception: their 429 (a disruption
 budget said no, or throttling) and 500 (several budgets) are *outcomes* the workflow waits on, never
 retried here.

@@ -306,8 +306,18 @@ def kubernetes_error(status: int | None, body: str | bytes | None, operation: st
     if status == 401:
         return KubernetesAccessDenied(
             f"{operation}: the API server refused the target role's token (401); map the role into the "
-            "cluster (EKS access entry or aws-auth, docs/deployment.md)",
+            "cluster with an EKS access entry (or aws-auth) giving it the eks-fleet-upgrader group "
+            "(docs/kubernetes-access.md)",
             **details,
+        )
+    if status == 403:
+        return KubernetesAccessDenied(
+            f"{operation}: the cluster's RBAC does not allow it (403: {reason}); apply "
+            "infra/kubernetes/orchestrator-clusterrole.yaml and give the target role the eks-fleet-upgrader "
+            "group through its EKS access entry (docs/kubernetes-access.md), then run again",
+            **details,
+            fix="kubectl apply -f infra/kubernetes/orchestrator-clusterrole.yaml; aws eks create-access-entry "
+            "--kubernetes-groups eks-fleet-upgrader (docs/kubernetes-access.md)",
         )
     if status == 429:
         return KubernetesThrottled(f"{operation} throttled by the API server", **details)
