@@ -20,6 +20,7 @@ from infra.constructs.fleet_permissions import (
     RUN_TABLE_STEPS,
     cluster_state_machine_arn,
     grant_child_executions,
+    grant_lease_reads,
     grant_run_table,
 )
 from infra.constructs.run_data import RunData
@@ -126,6 +127,11 @@ class OrchestratorStack(Stack):
             )
         grant_run_table(
             (self.steps[name].role for name in RUN_TABLE_STEPS if name in self.steps),
+            self.run_table,
+            self.run_data.key,
+        )
+        grant_lease_reads(
+            (self.steps[step.name].role for step in STEPS if step.holds_cluster_lock),
             self.run_table,
             self.run_data.key,
         )

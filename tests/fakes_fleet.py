@@ -20,6 +20,9 @@ class FakeRunTable:
         self.leases[lease.key] = lease
         return None
 
+    def get_lease(self, key: str) -> LeaseResult | None:
+        return self.leases.get(key)
+
     def delete_lease_if_owner(self, key: str, owner: str) -> bool:
         holder = self.leases.get(key)
         if holder is None or holder.owner != owner:

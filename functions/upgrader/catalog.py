@@ -17,6 +17,8 @@ class StepSpec:
     description: str
     assumes_target_role: bool  # needs sts:AssumeRole into fleet accounts
     writes_reports: bool = False  # puts its report under reports/ in the orchestrator's reports bucket
+    # Changes the cluster: re-checks the fleet's lease on it first (step_handler; reads the run table).
+    holds_cluster_lock: bool = False
 
     @property
     def handler(self) -> str:
@@ -62,6 +64,7 @@ STEPS: tuple[StepSpec, ...] = (
         package="create_replacement_nodegroup",
         description="Creates (or adopts) the containerd twin of an old node group, with its launch template.",
         assumes_target_role=True,
+        holds_cluster_lock=True,
     ),
     StepSpec(
         name="PollReplacementNodegroup",
@@ -80,12 +83,14 @@ STEPS: tuple[StepSpec, ...] = (
         package="prepare_drain",
         description="kubectl's refusals and the twin's capacity before any disruption; then cordons the old group.",
         assumes_target_role=True,
+        holds_cluster_lock=True,
     ),
     StepSpec(
         name="DrainNodes",
         package="drain_nodes",
         description="One drain round: a batch of the old group's nodes, each pod evicted once (Eviction API).",
         assumes_target_role=True,
+        holds_cluster_lock=True,
     ),
     StepSpec(
         name="RollbackDrain",
@@ -98,6 +103,7 @@ STEPS: tuple[StepSpec, ...] = (
         package="retire_nodegroup",
         description="Deletes the old node group once no node of it runs a non-DaemonSet pod and its twin is up.",
         assumes_target_role=True,
+        holds_cluster_lock=True,
     ),
     StepSpec(
         name="PollNodegroupDeletion",
@@ -110,6 +116,7 @@ STEPS: tuple[StepSpec, ...] = (
         package="start_control_plane_update",
         description="Starts (or adopts) the one-minor control plane version update.",
         assumes_target_role=True,
+        holds_cluster_lock=True,
     ),
     StepSpec(
         name="PollControlPlaneUpdate",
@@ -129,6 +136,7 @@ STEPS: tuple[StepSpec, ...] = (
         package="update_addons",
         description="One pass of the add-on loop: starts each add-on's next version hop (PRESERVE) or polls it.",
         assumes_target_role=True,
+        holds_cluster_lock=True,
     ),
     StepSpec(
         name="UpdateNodegroupVersions",
@@ -136,6 +144,7 @@ STEPS: tuple[StepSpec, ...] = (
         description="One pass of the node version loop: polls the node group being updated or starts the next "
         "one (a new launch template version with the target AMI for custom-AMI groups).",
         assumes_target_role=True,
+        holds_cluster_lock=True,
     ),
     StepSpec(
         name="VerifyUpgrade",

@@ -179,6 +179,11 @@ class NodegroupUpdateUnsupported(TerminalError):
     plan, before any change."""
 
 
+class ClusterLockLost(TerminalError):
+    """A step about to change a cluster found the fleet's lease on it no longer held by this run (another
+    run took it over after it expired): stopped before the change."""
+
+
 class NodegroupVersionSkew(TerminalError):
     """A managed node group is not on the control plane's version: the control plane update was not
     started (EKS requires them level; the workflow's node version step or the owner must fix it first)."""

@@ -9,11 +9,11 @@ Payloads stay small: node names only for the batch being drained, blocking pods 
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field
 
-from upgrader.models import ClusterRef, MigrationOptions, RunRef, StateModel
+from upgrader.models import ClusterRef, LockRef, MigrationOptions, RunRef, StateModel
 
 MAX_LISTED = 50  # blocking pods / owners kept in the state (the totals are always exact)
 
@@ -52,6 +52,8 @@ class MigrationPlan(StateModel):
     # Node groups this run may delete: each old group once drained, each replacement if it never
     # becomes ready. Declared before any change.
     planned_deletions: list[PlannedDeletion] = Field(default_factory=list)
+    # plan mode only: Docker nodes the workflow cannot replace (in upgrade mode UnmigratableDockerNodes)
+    blocking: list[dict[str, Any]] = Field(default_factory=list)
 
 
 # -- per group ----------------------------------------------------------------------------------------
@@ -120,6 +122,11 @@ class DrainProgress(StateModel):
     blocking: list[BlockingPod] = Field(default_factory=list)
     blocking_total: int = 0
     blocked_polls: int = 0  # consecutive polls that found the batch blocked (the backoff's exponent)
+    # Pacing (drain.py): the drain's clock (seconds waited since the drain began) at the newest
+    # eviction whose replacements are not yet seen Ready, and how long the last wave's replacements
+    # took to be Ready (0 until observed): the next wave's wait.
+    in_flight_since: int | None = Field(default=None, ge=0)
+    replacement_ready_seconds: int = Field(default=0, ge=0)
     # Pods without a controller the input opted to evict (evictPodsWithoutController): they will not
     # come back, and PrepareDrain says so before the first eviction.
     planned_deletions: list[PlannedDeletion] = Field(default_factory=list)
@@ -151,6 +158,7 @@ class GroupRequest(StateModel):
     run: RunRef
     cluster: ClusterRef
     options: MigrationOptions = Field(default_factory=MigrationOptions)
+    lock: LockRef = Field(default_factory=LockRef)
     group: PlannedGroup
     replacement: ReplacementStatus | None = None
     drain: DrainProgress | None = None

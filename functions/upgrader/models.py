@@ -93,6 +93,13 @@ class MigrationOptions(StateModel):
         return self
 
 
+class LockRef(StateModel):
+    """The fleet lease this run holds on the cluster (set by the fleet workflow; empty when run alone).
+    Every step that changes the cluster re-checks it first."""
+
+    owner: str | None = Field(default=None, min_length=1, max_length=80)
+
+
 class AddonOptions(StateModel):
     """The ``addons`` block of the execution input."""
 
@@ -119,9 +126,13 @@ class ClusterUpgradeRequest(StateModel):
     version_chain: tuple[str, ...] = ()
     version_step: int = Field(default=0, ge=0)
     strategy: Strategy = "runtime-first"
+    # "plan": every read-only check (gate, migration plan, version plan), no change; blocking findings
+    # are reported in the output instead of stopping the execution.
+    mode: Literal["upgrade", "plan"] = "upgrade"
     acknowledge: tuple[Acknowledgment, ...] = ()
     nodegroup_migration: MigrationOptions = Field(default_factory=MigrationOptions)
     addons: AddonOptions = Field(default_factory=AddonOptions)
+    lock: LockRef = Field(default_factory=LockRef)
 
 
 class PreflightResult(StateModel):
@@ -178,3 +189,5 @@ class ReadinessResult(StateModel):
     unreadable_kinds: tuple[str, ...] = ()  # Kubernetes kinds the scan could not list (SC001)
     objects_scanned: int = Field(default=0, ge=0)
     report: ReportLocation
+    # plan mode only: the gate would stop the cluster for these rules (in upgrade mode it raises instead)
+    unacknowledged_rules: tuple[str, ...] = ()

@@ -287,6 +287,8 @@ def plan(eks: NodegroupLifecycle, kube: ClusterNodesGateway, request: ClusterUpg
                 severity="info" if management == "fargate" else "warning",
             )
         )
+    if blocking and request.mode == "plan":
+        return MigrationPlan(groups=planned, skipped=skipped, blocking=blocking)
     if blocking:
         raise UnmigratableDockerNodes(
             "nodes this workflow does not replace run Docker: "

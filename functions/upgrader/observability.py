@@ -18,6 +18,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from pydantic import ValidationError
 
 from upgrader.errors import InvalidInput, UpgradeError
+from upgrader.leases import ensure_lease_held
 from upgrader.models import StateModel
 
 SERVICE = "eks-fleet-upgrader"
@@ -73,6 +74,7 @@ def step_handler(
             )
             tracer.put_annotation("step", step)
             try:
+                ensure_lease_held(step, parsed)
                 result = fn(parsed)
             except UpgradeError as error:
                 logger.warning(

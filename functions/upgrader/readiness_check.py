@@ -418,7 +418,7 @@ def check_readiness(
     store.put(location.markdown_key, render_markdown(document).encode(), "text/markdown; charset=utf-8")
 
     counts = counts_of(result)
-    if not decision.passed:
+    if not decision.passed and request.mode != "plan":
         unacknowledged = [
             f for f in result.findings if f.severity == "blocking" and f.rule in decision.unacknowledged
         ]
@@ -446,6 +446,7 @@ def check_readiness(
         unreadable_kinds=tuple(sorted(collected.inventory.unreadable)),
         objects_scanned=result.objects_scanned,
         report=location,
+        unacknowledged_rules=decision.unacknowledged,
     )
 
 

@@ -99,3 +99,22 @@ def grant_run_table(roles: Iterable[iam.IRole], table: dynamodb.ITable, key: kms
                 conditions={"StringEquals": {"kms:ViaService": f"dynamodb.{Aws.REGION}.amazonaws.com"}},
             )
         )
+
+
+def grant_lease_reads(roles: Iterable[iam.IRole], table: dynamodb.ITable, key: kms.IKey) -> None:
+    """The cluster steps that change a cluster re-check the fleet's lease first (upgrader/leases.py):
+    one strongly consistent GetItem on the run table, and the key to decrypt it, nothing more."""
+    for role in roles:
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                sid="FleetLeaseRead", actions=["dynamodb:GetItem"], resources=[table.table_arn]
+            )
+        )
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                sid="FleetLeaseReadKey",
+                actions=["kms:Decrypt"],
+                resources=[key.key_arn],
+                conditions={"StringEquals": {"kms:ViaService": f"dynamodb.{Aws.REGION}.amazonaws.com"}},
+            )
+        )

@@ -6,6 +6,7 @@ import re
 from typing import Any
 
 import pytest
+from upgrader.catalog import STEPS_BY_NAME
 from upgrader.settings import Settings
 
 from infra import constants
@@ -229,6 +230,8 @@ def test_only_report_writing_steps_may_write_reports_and_nothing_else_touches_th
         expected = set()
         if name in RUN_TABLE_STEPS:  # the fleet's locks, wave records and approvals: item access only
             expected |= set(RUN_TABLE_ACTIONS) | {"kms:Decrypt", "kms:GenerateDataKey"}
+        if STEPS_BY_NAME[name].holds_cluster_lock:  # the fleet lease re-check: one GetItem
+            expected |= {"dynamodb:GetItem", "kms:Decrypt"}
         if name in writers:
             expected |= {"s3:PutObject", "kms:GenerateDataKey"}
         assert others == expected, name

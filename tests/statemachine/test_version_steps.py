@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from upgrader.models import ClusterUpgradeRequest
 
+from simulator.engine import RUN_TABLE_NAME
 from simulator.scenario import Scenario
 from simulator.seed import account_session
 from simulator.simulation import ClusterRun, Simulation
@@ -300,3 +301,62 @@ def test_a_self_managed_core_addon_is_reported_with_the_change_it_needs():
     # (coredns is the one add-on updated: the VPC CNI's 1.23 default is already the 1.24 one)
     assert [c.operation for c in sim.faults.mutating_calls()].count("UpdateAddon") == 1
     assert_safe(result)
+
+
+# -- plan mode ----------------------------------------------------------------------------------------------
+def test_plan_mode_runs_every_read_only_check_and_changes_nothing():
+    # Given a cluster whose DaemonSet mounts the Docker socket (the gate would stop an upgrade)
+    socket = {
+        "kind": "DaemonSet",
+        "name": "log-agent",
+        "namespace": "logging",
+        "hostPaths": ["/var/run/docker.sock"],
+    }
+    spec = scenario("1.23", "1.24", workloads=[PAYMENTS, socket])
+    with Simulation(spec) as sim:
+        account, cluster = spec.clusters()[0]
+        request = sim.execution_input(account, cluster) | {"mode": "plan"}
+        result = sim.engine.run("cluster_upgrade", "plan-only", request)
+        # Then the plan succeeds, with the gate's verdict, the twins and both strategies' estimates
+        assert result.status == "SUCCEEDED", result.cause
+        plan = result.output
+        assert plan["mode"] == "plan"
+        assert "DS001" in plan["readiness"]["unacknowledgedRules"]
+        assert [g["new"] for g in plan["nodegroupPlan"]["groups"]] == ["general-containerd"]
+        assert {s["strategy"] for s in plan["versionPlan"]["strategies"]} == {
+            "runtime-first",
+            "version-first",
+        }
+        assert [a["name"] for a in plan["versionPlan"]["addons"]] == ["vpc-cni", "kube-proxy", "coredns"]
+        # And not one call changed the fleet (the call recorder proves it)
+        assert sim.faults.mutating_calls() == []
+        assert [name for _, name in result.states()][-2:] == ["PlanReady", "Planned"]
+
+
+# -- the fleet lease ----------------------------------------------------------------------------------------
+def test_a_run_whose_fleet_lease_was_taken_over_stops_before_its_first_change():
+    # Given a cluster workflow started by fleet run "fleet-a", whose lease "fleet-b" has since taken over
+    spec = scenario("1.23", "1.24")
+    with Simulation(spec) as sim:
+        account, cluster = spec.clusters()[0]
+        table = sim.engine.client("dynamodb")
+        key = {"pk": {"S": f"LOCK#{ACCOUNT}#{REGION}#{NAME}"}, "sk": {"S": "LOCK"}}
+        table.put_item(
+            TableName=RUN_TABLE_NAME,
+            Item=key
+            | {"owner": {"S": "fleet-b"}, "acquiredAt": {"N": "0"}, "expiresAt": {"N": "99999999999"}},
+        )
+        request = sim.execution_input(account, cluster) | {"lock": {"owner": "fleet-a"}}
+        result = sim.engine.run("cluster_upgrade", "lease-lost", request)
+        # Then the first step that would change the cluster stops, naming the holder, and nothing changed
+        assert (result.status, result.error) == ("FAILED", "ClusterLockLost")
+        assert "fleet-b" in result.cause
+        assert sim.faults.mutating_calls() == []
+        # And with the lease its own, the same input upgrades the cluster
+        table.put_item(
+            TableName=RUN_TABLE_NAME,
+            Item=key
+            | {"owner": {"S": "fleet-a"}, "acquiredAt": {"N": "0"}, "expiresAt": {"N": "99999999999"}},
+        )
+        again = sim.engine.run("cluster_upgrade", "lease-held", request)
+        assert again.status == "SUCCEEDED", again.cause

@@ -6,11 +6,13 @@ import datetime as dt
 import json
 
 import pytest
-from upgrader.errors import FleetApprovalRejected, FleetToleranceExceeded, InvalidFleetInput
+from upgrader.errors import ClusterLockLost, FleetApprovalRejected, FleetToleranceExceeded, InvalidFleetInput
+from upgrader.fleet import locks
 from upgrader.fleet.models import FleetRequest, MaintenanceWindow, ReportRequest, WaveRequest
 from upgrader.fleet.report import evaluate_wave, write_report
 from upgrader.fleet.waves import child_execution_name, plan_waves
 from upgrader.fleet.windows import decide
+from upgrader.models import ClusterRef
 
 from tests.fakes_fleet import FakeReportWriter, FakeRunTable
 
@@ -199,3 +201,17 @@ def test_a_rejected_approval_records_the_wave_and_the_report_shows_what_never_st
     assert [c["status"] for c in report["clusters"]] == ["SUCCEEDED", "NOT_STARTED", "NOT_STARTED"]
     assert report["clusters"][0]["finishedAt"] == "1970-01-01T00:07:00Z"
     assert "| prod |" in writer.objects["reports/fleet-1/fleet-report.md"].decode()
+
+
+def test_a_lease_is_verified_by_its_owner_and_lost_once_another_run_holds_it():
+    table = FakeRunTable()
+    cluster = ClusterRef(account_id="111111111111", region="eu-west-1", name="payments-prod")
+    locks.acquire(table, cluster, "fleet-a", now=0, lease_seconds=60)
+    assert locks.verify_held(table, cluster, "fleet-a").owner == "fleet-a"
+    # The lease expires and fleet-b takes it over: fleet-a's next change is refused
+    locks.acquire(table, cluster, "fleet-b", now=61, lease_seconds=60)
+    with pytest.raises(ClusterLockLost, match="held by fleet-b"):
+        locks.verify_held(table, cluster, "fleet-a")
+    locks.release(table, cluster, "fleet-b")
+    with pytest.raises(ClusterLockLost, match="gone"):
+        locks.verify_held(table, cluster, "fleet-a")

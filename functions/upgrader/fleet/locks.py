@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from upgrader.errors import ClusterLocked
+from upgrader.errors import ClusterLocked, ClusterLockLost
 from upgrader.fleet.models import LeaseResult
 from upgrader.models import ClusterRef
 
@@ -27,6 +27,10 @@ class LockTable(Protocol):
 
     def delete_lease_if_owner(self, key: str, owner: str) -> bool:
         """Delete the lease if ``owner`` holds it; False (nothing changed) otherwise."""
+        ...
+
+    def get_lease(self, key: str) -> LeaseResult | None:
+        """The lease as it stands (a strongly consistent read), or None when nobody holds one."""
         ...
 
 
@@ -45,3 +49,22 @@ def acquire(table: LockTable, cluster: ClusterRef, owner: str, now: int, lease_s
 
 def release(table: LockTable, cluster: ClusterRef, owner: str) -> bool:
     return table.delete_lease_if_owner(lock_key(cluster), owner)
+
+
+def verify_held(table: LockTable, cluster: ClusterRef, owner: str) -> LeaseResult:
+    """Before a step changes the cluster: the lease this run acquired must still be ours.
+
+    Ownership is what keeps two runs from interleaving: a lease that expired while we worked is taken over
+    by the next run's conditional write, and from then on this check stops us. (A lease that expired with
+    nobody taking it over is still ours alone, so the expiry itself is not checked here.)"""
+    lease = table.get_lease(lock_key(cluster))
+    if lease is None or lease.owner != owner:
+        raise ClusterLockLost(
+            f"cluster {cluster.key}: the fleet lock of {owner} is "
+            + ("gone" if lease is None else f"held by {lease.owner} now")
+            + "; this run stops before changing anything more",
+            cluster=cluster.key,
+            owner=owner,
+            holder=None if lease is None else lease.owner,
+        )
+    return lease

@@ -82,6 +82,15 @@ class DynamoRunTable:
             expires_at=int(item.get("expiresAt", {}).get("N", "0")),
         )
 
+    def get_lease(self, key: str) -> LeaseResult | None:
+        with aws_errors("dynamodb:GetItem"):
+            item = self._client.get_item(
+                TableName=self._table,
+                Key={"pk": {"S": key}, "sk": {"S": LOCK_SORT_KEY}},
+                ConsistentRead=True,
+            ).get("Item")
+        return self._holder(key, item) if item else None
+
     def delete_lease_if_owner(self, key: str, owner: str) -> bool:
         with aws_errors("dynamodb:DeleteItem"):
             try:
