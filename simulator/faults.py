@@ -50,6 +50,9 @@ class ThrottleRule:
     operation: str | None = None
     first: int = 0
     rate: float = 0.0
+    # What the refused call gets: throttling by default; e.g. ResourceInUseException (409) for "another
+    # update of this resource is running", which EKS answers to concurrent updates.
+    error_code: str = "ThrottlingException"
     seen: int = 0
 
     def matches(self, service: str, operation: str) -> bool:
@@ -128,12 +131,18 @@ class AwsFaults:
         self._thread.calls += 1
         self._maybe_crash(step, self._thread.calls)  # the process dies before the call leaves it
         with self._lock:
-            throttled = self._should_throttle(service, operation)
+            refused = self._should_throttle(service, operation)
             self.calls.append(
-                RecordedCall(step, service, operation, account, region, self.clock.now(), throttled)
+                RecordedCall(step, service, operation, account, region, self.clock.now(), refused is not None)
             )
-        if throttled:
+        if refused == "ThrottlingException":
             return _error(400, "ThrottlingException", "Rate exceeded")
+        if refused is not None:
+            return _error(
+                409 if refused == "ResourceInUseException" else 400,
+                refused,
+                f"{operation} refused ({refused})",
+            )
         if service == "sts" and operation == "AssumeRole":
             return self._check_external_id(params)
         return None
@@ -155,14 +164,15 @@ class AwsFaults:
                 self.lost.append((service, operation, self.clock.now()))
                 raise ReadTimeoutError(endpoint_url=f"https://{service}.simulator.invalid")
 
-    def _should_throttle(self, service: str, operation: str) -> bool:
-        throttle = False
-        for rule in self.throttles:  # every matching rule counts the call, even once one throttles
+    def _should_throttle(self, service: str, operation: str) -> str | None:
+        """The error code the call is refused with (None: it goes through)."""
+        refused: str | None = None
+        for rule in self.throttles:  # every matching rule counts the call, even once one refuses it
             if rule.matches(service, operation):
                 rule.seen += 1
                 if rule.seen <= rule.first or (rule.rate and self._random.random() < rule.rate):
-                    throttle = True
-        return throttle
+                    refused = refused or rule.error_code
+        return refused
 
     def _check_external_id(self, request_dict: dict[str, Any]) -> Any:
         body = request_dict.get("body") or {}

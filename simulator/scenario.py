@@ -147,6 +147,11 @@ class ThrottleSpec(_Model):
     operation: str | None = Field(default=None, pattern=r"^[A-Z][A-Za-z0-9]+$")
     first: int = Field(default=0, ge=0, description="throttle the first N matching calls")
     rate: float = Field(default=0.0, ge=0.0, le=0.9, description="then each call with this probability")
+    error_code: str = Field(
+        default="ThrottlingException",
+        pattern=r"^(ThrottlingException|ResourceInUseException)$",
+        description="what the refused calls get: throttling, or EKS's 'another update is running' (409)",
+    )
 
     @model_validator(mode="after")
     def _known_service(self) -> ThrottleSpec:

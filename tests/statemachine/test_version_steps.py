@@ -360,3 +360,29 @@ def test_a_run_whose_fleet_lease_was_taken_over_stops_before_its_first_change():
         )
         again = sim.engine.run("cluster_upgrade", "lease-held", request)
         assert again.status == "SUCCEEDED", again.cause
+
+
+def test_an_update_answered_resource_in_use_is_retried_by_the_loop():
+    # Given EKS answering the first UpdateAddon with ResourceInUseException (another update running)
+    spec = scenario(
+        "1.23",
+        "1.24",
+        faults={
+            "throttle": [
+                {
+                    "service": "eks",
+                    "operation": "UpdateAddon",
+                    "first": 1,
+                    "errorCode": "ResourceInUseException",
+                }
+            ]
+        },
+    )
+    sim, result = run(spec)
+    # Then the loop waits and asks again: the run completes with every add-on on its target
+    assert result.result.status == "SUCCEEDED", result.failure()
+    refused = [c for c in sim.faults.calls if c.operation == "UpdateAddon" and c.throttled]
+    assert len(refused) == 1
+    report = result.upgrades[-1]
+    assert {a["name"]: a["to"] for a in report["addons"]}["coredns"] == "v1.9.3-eksbuild.3"
+    assert_safe(result)

@@ -1,0 +1,93 @@
+"""Guarantees of issue 9 that need a fault no scenario file can express (real ASL, simulator)."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
+from simulator.kube.world import NODEGROUP_LABEL
+from simulator.scenario import Scenario
+from simulator.simulation import Simulation
+
+ACCOUNT, REGION, NAME = "111111111111", "eu-west-1", "payments-prod"
+TARGET_ROLE_STEPS_EXCLUDED = {"ValidateInput"}
+
+
+def scenario(**cluster: Any) -> Scenario:
+    return Scenario.model_validate(
+        {
+            "name": "guarantees",
+            "upgrade": {"toVersion": "1.24"},
+            "accounts": [
+                {
+                    "id": ACCOUNT,
+                    "clusters": [
+                        {
+                            "name": NAME,
+                            "region": REGION,
+                            "version": "1.23",
+                            "nodegroups": [{"name": "general", "desiredSize": 2}],
+                            "addons": [{"name": "kube-proxy"}],
+                            "workloads": [
+                                {"kind": "Deployment", "name": "api", "namespace": "payments", "replicas": 3}
+                            ],
+                        }
+                        | cluster
+                    ],
+                }
+            ],
+        }
+    )
+
+
+def test_a_node_left_on_docker_after_the_run_fails_the_cluster_at_verification():
+    # Given a run during which a Docker node joins the cluster behind the workflow's back (a
+    # self-managed instance someone started) just before the verification
+    spec = scenario()
+    with Simulation(spec) as sim:
+        account, cluster = spec.clusters()[0]
+        world = sim.world(account, cluster)
+
+        @contextlib.contextmanager
+        def rogue_node_before_verification(function: str) -> Iterator[None]:
+            if function == "VerifyUpgrade" and not world.node_names("rogue"):
+                world.register_nodes(
+                    "rogue",
+                    ["i-0rogue0docker0node"],
+                    kubelet_version="v1.24.17-eks-8cb36c9",
+                    container_runtime="docker://20.10.25",
+                    instance_type="m5.large",
+                    labels={NODEGROUP_LABEL: "rogue"},
+                    taints=[],
+                    pods_per_node=29,
+                    ready_at=sim.clock.now(),
+                )
+            yield
+
+        sim.engine.runtime.around_invoke.append(rogue_node_before_verification)
+        run = sim.run_cluster(account, cluster)
+
+        # Then the verification fails the cluster, naming the node and its runtime
+        assert (run.result.status, run.result.error) == ("FAILED", "PostUpgradeVerificationFailed")
+        problems = run.failure()["details"]["problems"]
+        assert "node i-0rogue0docker0node runs docker://20.10.25, not containerd" in problems
+        # And the upgrade report says so too (written whether or not the verification passed)
+        [report] = run.upgrades
+        assert report["outcome"] == "verification-failed"
+
+
+def test_every_target_account_step_assumes_the_role_afresh_so_expiring_credentials_never_matter():
+    # Given a full run (migration, control plane, add-ons, node versions, verification)
+    spec = scenario()
+    with Simulation(spec) as sim:
+        account, cluster = spec.clusters()[0]
+        run = sim.run_cluster(account, cluster)
+        assert run.result.status == "SUCCEEDED", run.failure()
+        # Then each invocation of a step that works in the fleet account assumed the role itself: no
+        # credentials outlive an invocation (a Lambda lives at most 15 minutes; the session lasts 1 hour)
+        invocations = [i for i in run.result.invocations if i.function not in TARGET_ROLE_STEPS_EXCLUDED]
+        assume = [c for c in sim.faults.calls if c.operation == "AssumeRole"]
+        assert len(assume) == len(invocations)
+        # And the whole history stays far from Step Functions' 25,000-event limit
+        assert len(run.result.history) < 2_000
