@@ -40,7 +40,7 @@ def test_happy_path_upgrades_the_control_plane_in_virtual_time():
     # First wait near the expected 8 minutes, then 20 s polls: detected exactly at 480 s.
     assert run.result.virtual_duration_seconds == 480
     states = entered(run)
-    assert states[:12] == [
+    assert states[:13] == [
         "ValidateInput",
         "Preflight",
         "ControlPlaneAlreadyAtTarget?",
@@ -48,6 +48,7 @@ def test_happy_path_upgrades_the_control_plane_in_virtual_time():
         "ReadinessCheck",
         "PlanNodegroupMigration",  # no node group: nothing to migrate
         "PlanVersionUpdate",
+        "PlanOnly?",
         "StrategyOrder?",
         "MigrateNodegroups",
         "AfterMigration?",  # runtime-first: the control plane moves after the migration
@@ -69,7 +70,12 @@ def test_happy_path_upgrades_the_control_plane_in_virtual_time():
     assert states.count("PollControlPlaneUpdate") == 4
     assert run.result.lambda_invocations == 13
     assert run.result.output["verification"]["status"] == "Verified"
-    assert run.result.output["nodegroupPlan"] == {"groups": [], "skipped": [], "plannedDeletions": []}
+    assert run.result.output["nodegroupPlan"] == {
+        "groups": [],
+        "skipped": [],
+        "plannedDeletions": [],
+        "blocking": [],
+    }
     assert run.result.output["readiness"]["counts"]["blocking"] == 0
     assert run.result.state_transitions == len(states)
     assert [f"{c.service}:{c.operation}" for c in sim.faults.mutating_calls()] == ["eks:UpdateClusterVersion"]
