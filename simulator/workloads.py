@@ -102,3 +102,30 @@ def manifests(spec: WorkloadSpec) -> list[dict[str, Any]]:
             }
         )
     return result
+
+
+def generated_workloads(
+    *, namespaces: int, workloads: int, pods: int, budget_every: int = 4
+) -> list[WorkloadSpec]:
+    """A large, regular cluster for scale benchmarks (simulator/bench.py): ``workloads`` Deployments
+    and StatefulSets (one in five) spread evenly over ``namespaces`` namespaces, ``pods`` replicas
+    in all (spread as evenly as they divide), a PodDisruptionBudget on every ``budget_every``-th.
+    Every 50th workload mounts the Docker socket, so the readiness rules have something to find."""
+    if namespaces < 1 or workloads < namespaces or pods < workloads:
+        raise ValueError("need namespaces >= 1, workloads >= namespaces and pods >= workloads")
+    specs = []
+    for index in range(workloads):
+        kind = "StatefulSet" if index % 5 == 4 else "Deployment"
+        replicas = pods // workloads + (1 if index < pods % workloads else 0)
+        spec: dict[str, Any] = {
+            "kind": kind,
+            "name": f"{kind.lower()}-{index:05d}",
+            "namespace": f"team-{index % namespaces:04d}",
+            "replicas": replicas,
+        }
+        if index % budget_every == 0:
+            spec["pdb"] = {"maxUnavailable": 1} if kind == "StatefulSet" else {"maxUnavailable": "25%"}
+        if index % 50 == 0:
+            spec["hostPaths"] = ["/var/run/docker.sock"]
+        specs.append(WorkloadSpec.model_validate(spec))
+    return specs

@@ -8,12 +8,21 @@ finished pods ignored; a pod already terminating, or gone (404), counts as done.
 One invocation of :func:`drain_step` does one round: it finishes or starts a batch (``batchSize``
 nodes, or a percentage; default one node), asks the Eviction API once for every pod of the batch, and
 returns. A refusal by a disruption budget (429), or throttling, comes back to the state machine,
-which waits (backoff, computed here) and calls again: nothing is retried or slept on in the Lambda.
+which waits (computed here) and calls again: nothing is retried or slept on in the Lambda.
 A batch is done when its nodes hold no pod to evict *and* the controllers of what it evicted have
 their replicas Ready again; only then does the next batch start. Each batch has a deadline
 (``nodeTimeoutSeconds``, default 15 minutes) ending in the ``onTimeout`` policy: ``fail`` (default)
 raises :class:`DrainTimedOut` naming every blocking pod and its budget; ``force`` (only with
 ``forceAcknowledged``) deletes the pods the budgets protect.
+
+Pacing, the budgets' own rhythm: a budget that refuses because pods *this drain* evicted are still
+starting will say yes as soon as their replacements are Ready, so the next round comes exactly then
+(the replacement start time this drain observed, 15 s before any observation, then 5 s polls) with
+no backoff; only a budget that refuses with nothing of ours in flight (a stuck budget, throttling)
+backs off (10, 20, 40, 60 s). Within a round, once a budget refuses a pod, the other pods of the
+same controller are not asked again until the next round (the answer would be the same 429). A
+batch of several nodes (``batchSize: "100%"``) therefore drains at the pace the budgets allow, one
+wave of evictions per replacement start time, and one invocation per wave.
 
 Every round re-reads the cluster: a retried, crashed or redriven invocation continues from what is
 actually there, never from a stale count.
@@ -47,7 +56,7 @@ from upgrader.migration_models import (
     PlannedDeletion,
 )
 from upgrader.polling import WaitPlan
-from upgrader.versions import DRAIN, DRAIN_MAX_BACKOFF_SECONDS, OperationTiming
+from upgrader.versions import DRAIN, DRAIN_MAX_BACKOFF_SECONDS, DRAIN_PACING_POLL_SECONDS, OperationTiming
 
 PodVerdict = Literal[
     "evict", "finished", "mirror", "daemonset", "terminating", "refuse-emptydir", "refuse-unmanaged"
@@ -292,11 +301,25 @@ def _blocked_message(blocking: list[BlockingPod]) -> str:
     return shown + more
 
 
-def _next_wait(plan: WaitPlan, status: str, blocked_polls: int, batch_waited: int, timeout: int) -> int:
+def _next_wait(
+    plan: WaitPlan,
+    status: str,
+    *,
+    blocked_polls: int,
+    batch_waited: int,
+    timeout: int,
+    paced: int | None,
+) -> int:
+    """``paced``: seconds until the replacements in flight are due (None when nothing is in flight).
+    A stuck budget backs off, but never past the moment the drain's own replacements are due."""
     if plan.strategy == "fixed":
         wait = plan.fixed_seconds
-    elif status == "Blocked":
-        wait = min(DRAIN_MAX_BACKOFF_SECONDS, plan.timing.poll_seconds * 2 ** max(0, blocked_polls - 1))
+    elif status == "Blocked" and blocked_polls > 0:
+        wait = min(DRAIN_MAX_BACKOFF_SECONDS, plan.timing.poll_seconds * 2 ** (blocked_polls - 1))
+        if paced is not None:
+            wait = min(wait, paced)
+    elif paced is not None:
+        wait = paced
     elif status == "Evicting":
         wait = plan.timing.first_wait_seconds
     else:
@@ -305,11 +328,26 @@ def _next_wait(plan: WaitPlan, status: str, blocked_polls: int, batch_waited: in
     return max(1, min(wait, max(1, timeout - batch_waited)))
 
 
+def paced_wait(now: int, in_flight_since: int | None, expected: int) -> int | None:
+    """Seconds until replacements started at ``in_flight_since`` (the drain's clock) are expected
+    Ready; once overdue, a short poll. None when nothing is in flight."""
+    if in_flight_since is None:
+        return None
+    due = in_flight_since + expected - now
+    return due if due > 0 else DRAIN_PACING_POLL_SECONDS
+
+
+def _owner_ref(pod: PodInfo) -> OwnerRef:
+    assert pod.owner is not None
+    return OwnerRef(namespace=pod.namespace, kind=pod.owner.kind, name=pod.owner.name, uid=pod.owner.uid)
+
+
 def drain_step(kube: ClusterNodesGateway, request: GroupRequest, plan: WaitPlan) -> DrainProgress:
     previous = request.drain
     assert previous is not None
     options = request.options
     elapsed = previous.next_wait_seconds
+    now = previous.waited_seconds + elapsed  # the drain's clock: seconds waited since it began
     nodes = _old_nodes(kube, request)
     names = sorted(n.name for n in nodes)
     node_set = set(names)
@@ -332,6 +370,13 @@ def drain_step(kube: ClusterNodesGateway, request: GroupRequest, plan: WaitPlan)
     batch_waited = previous.batch_waited_seconds + elapsed if batch else 0
     owners = list(previous.owners)
     timeout = options.node_timeout_seconds
+    # The replacements of what this batch evicted: which controllers are not Ready again yet, and
+    # (once they all are) how long the newest wave took: the next wave's expected wait.
+    waiting = _owners_not_ready(kube, owners, pods) if owners else []
+    in_flight_since = previous.in_flight_since
+    learned = previous.replacement_ready_seconds
+    if in_flight_since is not None and not waiting:
+        learned, in_flight_since = max(1, now - in_flight_since), None
 
     def progress(
         status: str,
@@ -344,10 +389,18 @@ def drain_step(kube: ClusterNodesGateway, request: GroupRequest, plan: WaitPlan)
         blocked_polls: int = 0,
     ) -> DrainProgress:
         values = counters | {"nodes_drained": counters["nodes_total"] - sum(1 for n in names if evictable[n])}
+        expected = learned or plan.timing.first_wait_seconds
         wait = (
             0
             if status == "Drained"
-            else _next_wait(plan, status, blocked_polls, batch_waited_seconds, timeout)
+            else _next_wait(
+                plan,
+                status,
+                blocked_polls=blocked_polls,
+                batch_waited=batch_waited_seconds,
+                timeout=timeout,
+                paced=paced_wait(now, in_flight_since, expected),
+            )
         )
         return DrainProgress(
             status=status,  # type: ignore[arg-type]
@@ -357,15 +410,16 @@ def drain_step(kube: ClusterNodesGateway, request: GroupRequest, plan: WaitPlan)
             blocking=(blocking or [])[:MAX_LISTED],
             blocking_total=blocking_total,
             blocked_polls=blocked_polls,
+            in_flight_since=in_flight_since,
+            replacement_ready_seconds=learned,
             next_wait_seconds=wait,
-            waited_seconds=previous.waited_seconds + elapsed,
+            waited_seconds=now,
             polls=previous.polls + 1,
             summary=_summary(request, "drained" if status == "Drained" else "draining", values),
             **values,
         )
 
     if batch and not any(evictable[n] for n in batch):
-        waiting = _owners_not_ready(kube, owners, pods)
         if waiting:
             if batch_waited >= timeout:
                 blocking = [
@@ -393,42 +447,53 @@ def drain_step(kube: ClusterNodesGateway, request: GroupRequest, plan: WaitPlan)
                 return progress("Evicting")  # already terminating pods count as done; wait for them to go
             return progress("Drained")
         batch = remaining[: batch_size(options.batch_size, len(names))]
-        owners, batch_waited = [], 0
+        owners, batch_waited, waiting = [], 0, []
 
     pods_by_key = {p.key: p for n in batch for p in evictable[n]}
     blocking: list[BlockingPod] = []
     known = {o.uid for o in owners}
+    # A controller whose pod a budget just refused: its other pods would get the same answer this
+    # round, so they wait for the next one without another request.
+    refused_by: dict[str, BlockingPod] = {}
+    evicted_before = counters["pods_evicted"]
+    fresh: set[str] = set()  # controllers whose pods this round evicted
+    reasons = {"blocked": "DisruptionBudget", "multiple-budgets": "MultipleBudgets", "throttled": "Throttled"}
     for node in batch:
         for pod in evictable[node]:
+            sibling = refused_by.get(pod.owner.uid) if pod.owner is not None else None
+            if sibling is not None:
+                blocking.append(
+                    sibling.model_copy(
+                        update={
+                            "name": pod.name,
+                            "node": node,
+                            "message": f"not asked this round: the same budget refused {sibling.name}",
+                        }
+                    )
+                )
+                continue
             result = kube.evict(pod.namespace, pod.name)
             if result.outcome == "evicted":
                 counters["pods_evicted"] += 1
-                if pod.owner is not None and pod.owner.uid not in known:
-                    known.add(pod.owner.uid)
-                    owners.append(
-                        OwnerRef(
-                            namespace=pod.namespace,
-                            kind=pod.owner.kind,
-                            name=pod.owner.name,
-                            uid=pod.owner.uid,
-                        )
-                    )
-            elif result.outcome in ("blocked", "multiple-budgets", "throttled"):
-                reason = {
-                    "blocked": "DisruptionBudget",
-                    "multiple-budgets": "MultipleBudgets",
-                    "throttled": "Throttled",
-                }
-                blocking.append(
-                    BlockingPod(
-                        namespace=pod.namespace,
-                        name=pod.name,
-                        node=node,
-                        reason=reason[result.outcome],  # type: ignore[arg-type]
-                        budget=result.budget,
-                        message=result.message[:200],
-                    )
+                if pod.owner is not None:
+                    fresh.add(pod.owner.uid)
+                    if pod.owner.uid not in known:
+                        known.add(pod.owner.uid)
+                        owners.append(_owner_ref(pod))
+            elif result.outcome in reasons:
+                entry = BlockingPod(
+                    namespace=pod.namespace,
+                    name=pod.name,
+                    node=node,
+                    reason=reasons[result.outcome],  # type: ignore[arg-type]
+                    budget=result.budget,
+                    message=result.message[:200],
                 )
+                blocking.append(entry)
+                if result.outcome != "throttled" and pod.owner is not None:
+                    refused_by[pod.owner.uid] = entry
+    if counters["pods_evicted"] > evicted_before:
+        in_flight_since = now  # a new wave of replacements starts now
     if not blocking:
         return progress("Evicting", batch=batch, batch_waited_seconds=batch_waited, owners=owners)
     blocking = _name_budgets(kube, blocking, pods_by_key)
@@ -440,17 +505,22 @@ def drain_step(kube: ClusterNodesGateway, request: GroupRequest, plan: WaitPlan)
                     pod = pods_by_key.get(f"{entry.namespace}/{entry.name}")
                     if pod is not None and pod.owner is not None and pod.owner.uid not in known:
                         known.add(pod.owner.uid)
-                        owners.append(
-                            OwnerRef(
-                                namespace=pod.namespace,
-                                kind=pod.owner.kind,
-                                name=pod.owner.name,
-                                uid=pod.owner.uid,
-                            )
-                        )
+                        owners.append(_owner_ref(pod))
+            in_flight_since = now
             # The node's deadline ended in force; its replacements get a deadline of their own.
             return progress("Evicting", batch=batch, batch_waited_seconds=0, owners=owners)
         raise _timed_out(request, batch, blocking, batch_waited, counters)
+    # Paced: a refusing budget waits on replacements of ours (evicted this round, or still starting),
+    # so it frees when they are Ready. Stuck: nothing of ours is in flight for it; back off.
+    ours = {o.uid for o in waiting} | fresh
+    paced = any(
+        (pod := pods_by_key.get(f"{b.namespace}/{b.name}")) is not None
+        and pod.owner is not None
+        and pod.owner.uid in ours
+        for b in blocking
+        if b.reason != "Throttled"
+    )
+    stuck_polls = (previous.blocked_polls + 1) if previous.status == "Blocked" else 1
     return progress(
         "Blocked",
         batch=batch,
@@ -458,7 +528,7 @@ def drain_step(kube: ClusterNodesGateway, request: GroupRequest, plan: WaitPlan)
         owners=owners,
         blocking=blocking,
         blocking_total=len(blocking),
-        blocked_polls=(previous.blocked_polls + 1) if previous.status == "Blocked" else 1,
+        blocked_polls=0 if paced else stuck_polls,
     )
 
 

@@ -229,7 +229,7 @@ def test_demo_mutating_calls_are_the_migration_then_one_update_per_cluster(demo)
             for addon in cluster["upgrade"]["addons"]
             if addon["action"] == "update"
         ]
-        for group in sorted(g["new"] for g in cluster["nodegroups"]):
+        for _twin in sorted(g["new"] for g in cluster["nodegroups"]):
             expected += [
                 ("ec2:CreateLaunchTemplateVersion", account, region, "UpdateNodegroupVersions"),
                 ("eks:UpdateNodegroupVersion", account, region, "UpdateNodegroupVersions"),

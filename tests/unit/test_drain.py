@@ -13,7 +13,7 @@ from upgrader.gateways.cluster_nodes import CORDONED_BY_ANNOTATION
 from upgrader.migration_models import CaughtError, DrainProgress, GroupRequest, PlannedGroup
 from upgrader.models import ClusterRef, MigrationOptions, RunRef
 from upgrader.polling import WaitPlan
-from upgrader.versions import DRAIN
+from upgrader.versions import DRAIN, DRAIN_PACING_POLL_SECONDS
 
 from simulator.clock import VirtualClock
 from simulator.kube.world import KubeWorld
@@ -364,3 +364,70 @@ def test_pods_without_a_controller_are_declared_before_they_are_evicted():
     # Then the loss is declared before any eviction
     assert [(d.kind, d.namespace, d.name) for d in progress.planned_deletions] == [("Pod", "shop", "debug")]
     assert c.kube.evictions == []
+
+
+# -- pacing: a whole-group batch drains at the rhythm its budgets allow -------------------------------
+def _paced_cluster(ready_seconds: float = 18) -> Cluster:
+    c = Cluster(old_nodes=4, new_nodes=4, pods_per_node=30)
+    c.world.pod_ready_seconds = ready_seconds
+    c.workload(kind="Deployment", name="web", replicas=12, pdb={"maxUnavailable": "25%"})
+    c.workload(kind="Deployment", name="api", replicas=8, pdb={"maxUnavailable": 2})
+    c.settle(ready_seconds + 1)
+    c.add_replacement(4, pods_per_node=30)
+    return c
+
+
+def test_a_budget_refusing_while_our_replacements_start_is_paced_not_backed_off():
+    # Given budgets that let 3 web and 2 api pods go at a time, and replacements Ready 18 s after eviction
+    c = _paced_cluster()
+    progress = drain.prepare(c.kube, c.request(batchSize="100%"), PLAN)
+    # When the whole group is one batch
+    progress = drain.drain_step(c.kube, c.request(progress, batchSize="100%"), PLAN)
+    # Then the first wave takes what the budgets allow, from every node at once
+    assert progress.status == "Blocked" and progress.pods_evicted == 5
+    assert progress.blocked_polls == 0  # our own replacements are starting: no backoff
+    assert (
+        progress.next_wait_seconds == DRAIN.first_wait_seconds
+    )  # expected start time, before any observation
+    # And once the replacements are overdue, short polls, until they are Ready: then the next wave
+    c.settle(progress.next_wait_seconds)
+    progress = drain.drain_step(c.kube, c.request(progress, batchSize="100%"), PLAN)
+    assert progress.pods_evicted == 5 and progress.next_wait_seconds == DRAIN_PACING_POLL_SECONDS
+    c.settle(progress.next_wait_seconds)
+    progress = drain.drain_step(c.kube, c.request(progress, batchSize="100%"), PLAN)
+    assert progress.pods_evicted == 10
+    # And the start time it observed (20 s: 15 + one 5 s poll) is the next wave's wait
+    assert progress.replacement_ready_seconds == 20 and progress.next_wait_seconds == 20
+
+
+def test_a_paced_drain_takes_the_rounds_its_budgets_force_and_breaks_none():
+    c = _paced_cluster()
+    done = c.run_drain(batchSize="100%")
+    # web: 12 pods / 3 at a time = 4 waves; api: 8 / 2 = 4 waves; at most one extra poll per wave
+    assert done.pods_evicted == 20
+    assert done.polls <= 2 + 4 + 1  # first wave, the 15 s guess + one poll, then one round per wave
+    assert c.world.invariants() == {"podsLost": 0, "pdbViolations": 0, "unexpectedDeletions": 0}
+    assert done.blocked_polls == 0
+
+
+def test_a_refusing_budget_is_asked_once_per_round_not_once_per_pod():
+    # Given a budget that allows nothing and 6 of its pods on the node
+    c = Cluster(old_nodes=1)
+    c.workload(kind="Deployment", name="api", replicas=6, pdb={"minAvailable": 6})
+    c.settle()
+    c.add_replacement(1)
+    progress = drain.prepare(c.kube, c.request(), PLAN)
+    # When a round runs
+    progress = drain.drain_step(c.kube, c.request(progress), PLAN)
+    # Then one eviction request was refused and every pod is named as blocked by that budget
+    assert [outcome for *_, outcome in c.kube.evictions] == ["blocked"]
+    assert progress.blocking_total == 6 and {b.budget for b in progress.blocking} == {"api"}
+    # And with nothing of ours in flight, that is a stuck budget: backoff
+    assert progress.blocked_polls == 1 and progress.next_wait_seconds == DRAIN.poll_seconds
+
+
+def test_paced_waits_are_due_times_then_short_polls():
+    assert drain.paced_wait(now=100, in_flight_since=None, expected=15) is None
+    assert drain.paced_wait(now=100, in_flight_since=100, expected=15) == 15
+    assert drain.paced_wait(now=110, in_flight_since=100, expected=15) == 5
+    assert drain.paced_wait(now=115, in_flight_since=100, expected=15) == DRAIN_PACING_POLL_SECONDS

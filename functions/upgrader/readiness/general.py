@@ -299,15 +299,20 @@ def _scaled(value: Any, total: int) -> int | None:
 
 
 def check_blocking_pdbs(ctx: Context) -> Iterable[Hit]:
-    templates = [t for t in ctx.index.pod_templates() if t.ref.kind != "DaemonSet"]
+    # Budgets select within their namespace: group the templates once (a budget compared with every
+    # template of the cluster made this rule quadratic, seconds on a 10,000-pod cluster).
+    by_namespace: dict[str, list[Any]] = {}
+    for template in ctx.index.pod_templates():
+        if template.ref.kind != "DaemonSet":
+            by_namespace.setdefault(namespace_of(template.obj), []).append(template)
     for index, pdb in ctx.index.of_kind("PodDisruptionBudget"):
         ref = object_ref(index, pdb)
         spec = as_dict(pdb.get("spec"))
         selector = spec.get("selector")
         selected = [
             t
-            for t in templates
-            if namespace_of(t.obj) == namespace_of(pdb) and selector_matches(selector, template_labels(t))
+            for t in by_namespace.get(namespace_of(pdb), [])
+            if selector_matches(selector, template_labels(t))
         ]
         total = sum((t.replicas if t.replicas is not None else 1) for t in selected)
         if "maxUnavailable" in spec and _scaled(spec["maxUnavailable"], max(total, 1)) == 0:
