@@ -244,6 +244,9 @@ class InProcessLambda:
 
 @contextlib.contextmanager
 def _environment(variables: Mapping[str, str]) -> Iterator[None]:
+    # Only what differs is applied and restored: a variable already set to the function's value (the
+    # engine sets the common function environment process-wide) is never removed under another thread.
+    variables = {key: value for key, value in variables.items() if os.environ.get(key) != value}
     saved = {key: os.environ.get(key) for key in variables}
     os.environ.update(variables)
     try:
@@ -617,8 +620,11 @@ class LocalEngine:
         # The interpreter's own threads read the default region (moto's ServiceResource) while Lambda
         # handlers run with their environment applied and restored around them: keep the process's
         # region set for the engine's lifetime, so restoring a handler's environment never removes it
-        # under a concurrent execution (it would fail that task with States.Runtime 'AWS_DEFAULT_REGION').
-        self._stack.enter_context(_environment({"AWS_DEFAULT_REGION": ORCHESTRATOR_REGION}))
+        # under a concurrent execution (it would fail that task with States.Runtime 'AWS_DEFAULT_REGION',
+        # or 'AWS_REGION': seen once in a hundred concurrent children of bench-fleet).
+        # Likewise every function's common environment (REPORT_BUCKET_NAME, RUN_TABLE_NAME...): a handler's
+        # Settings.load() reads a variable twice (get, then []) and must never see it vanish in between.
+        self._stack.enter_context(_environment(self.function_variables))
         self._stack.enter_context(moto_patches(self.clock, self.runtime, self.ends))
         self._deploy()
         return self

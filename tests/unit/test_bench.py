@@ -157,3 +157,12 @@ def test_the_scan_shares_an_aliased_node_as_pyyaml_does():
 
     data, _ = next(scan._documents("a: &x [1]\nb: *x\n", "f.yaml"))
     assert data == {"a": [1], "b": [1]} and data["a"] is data["b"]
+
+
+def test_the_fleet_lower_bound_is_rounds_of_the_longest_path_plus_soak():
+    from simulator.bench import fleet_lower_bound
+
+    # canary 1 at a time, 24 with 25 at a time, 75 with 25 at a time: 1 + 1 + 3 rounds of 600 s, two soaks
+    assert fleet_lower_bound([1, 24, 75], [1, 25, 25], 600.0, [300, 300]) == 5 * 600 + 600
+    # one cluster at a time: every cluster is a round
+    assert fleet_lower_bound([4], [1], 100.0, []) == 400
