@@ -56,6 +56,58 @@ class FleetCluster(ClusterRef):
     maintenance_window: MaintenanceWindow | None = None
 
 
+_TAG_KEY = r"^[\w.:/=+@ -]{1,128}$"
+
+
+class RegisteredCluster(ClusterRef):
+    """A cluster in the fleet registry (run table, ``pk = CLUSTER#<account>#<region>#<name>``): where it is,
+    how to reach it (optional role/external id overrides), its tags and its maintenance window."""
+
+    tags: dict[str, str] = Field(default_factory=dict, max_length=50)
+    maintenance_window: MaintenanceWindow | None = None
+
+    @field_validator("tags")
+    @classmethod
+    def _tags(cls, value: dict[str, str]) -> dict[str, str]:
+        for key, tag in value.items():
+            if not re.match(_TAG_KEY, key) or len(tag) > 256:
+                raise ValueError(
+                    f"tag {key!r}: keys are 1-128 characters (letters, digits, spaces, _.:/=+@-), values 256 at most"
+                )
+        return value
+
+    def fleet_cluster(self) -> FleetCluster:
+        return FleetCluster.model_validate(self.model_dump(exclude={"tags"}))
+
+
+class FleetSelector(StateModel):
+    """Selects clusters from the fleet registry instead of listing them: every criterion given must hold
+    (each tag equal, the account among ``accounts``, the region among ``regions``). At least one is required,
+    so an empty selector never means "the whole registry" by accident."""
+
+    tags: dict[str, str] = Field(default_factory=dict)
+    accounts: tuple[str, ...] = ()
+    regions: tuple[str, ...] = ()
+
+    @model_validator(mode="after")
+    def _some_criterion(self) -> FleetSelector:
+        if not (self.tags or self.accounts or self.regions):
+            raise ValueError("a selector needs tags, accounts or regions")
+        return self
+
+    def matches(self, cluster: RegisteredCluster) -> bool:
+        return (
+            all(cluster.tags.get(key) == value for key, value in self.tags.items())
+            and (not self.accounts or cluster.account_id in self.accounts)
+            and (not self.regions or cluster.region in self.regions)
+        )
+
+    def select(self, registered: list[RegisteredCluster]) -> tuple[FleetCluster, ...]:
+        """The matching clusters, ordered by key (account/region/name) so a plan is reproducible."""
+        chosen = sorted((c for c in registered if self.matches(c)), key=lambda c: c.key)
+        return tuple(c.fleet_cluster() for c in chosen)
+
+
 class CanarySpec(StateModel):
     """The first wave. Any failure in it stops the fleet (its tolerance is always zero)."""
 
@@ -95,7 +147,10 @@ class FleetUpgradeInput(StateModel):
     mode: Literal["upgrade", "plan"] = "upgrade"
     from_version: str | None = Field(default=None, pattern=_VERSION)
     to_version: str = Field(pattern=_VERSION)
-    clusters: tuple[FleetCluster, ...] = Field(min_length=1, max_length=500)
+    # Either ``clusters`` or a ``selector`` over the fleet registry; ValidateFleetInput resolves a selector
+    # into ``clusters`` (and keeps the selector, so the state output records what was asked and chosen).
+    clusters: tuple[FleetCluster, ...] = Field(default=(), max_length=500)
+    selector: FleetSelector | None = None
     canary: CanarySpec = Field(default_factory=CanarySpec)
     waves: tuple[WaveSpec, ...] = Field(default=(), max_length=20)
     outside_window: Literal["wait", "skip"] = "wait"
@@ -105,6 +160,8 @@ class FleetUpgradeInput(StateModel):
 
     @model_validator(mode="after")
     def _options(self) -> FleetUpgradeInput:
+        if not self.clusters and self.selector is None:
+            raise ValueError("give clusters[] or a selector")
         unknown = sorted(set(self.cluster_options) - set(CLUSTER_OPTIONS))
         if unknown:
             raise ValueError(f"clusterOptions does not take {', '.join(unknown)}")
