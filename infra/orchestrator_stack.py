@@ -16,14 +16,21 @@ from infra.asl import AslDefinition, load_definitions
 from infra.bundling import dependency_layer_code, function_code
 from infra.catalog import STEPS
 from infra.config import FleetUpgraderConfig
+from infra.constructs.dashboard import FleetDashboard
 from infra.constructs.fleet_permissions import (
+    HISTORY_READ_STEPS,
+    REGISTRY_READ_STEPS,
     RUN_TABLE_STEPS,
     cluster_state_machine_arn,
     grant_child_executions,
+    grant_child_history_reads,
     grant_lease_reads,
+    grant_registry_reads,
     grant_run_table,
 )
+from infra.constructs.notifications import FleetNotifications
 from infra.constructs.run_data import RunData
+from infra.constructs.schedules import FleetSchedules
 from infra.constructs.step_function import StepFunction
 from infra.constructs.workflow import Workflow
 
@@ -125,6 +132,12 @@ class OrchestratorStack(Stack):
                 f"{config.resource_prefix}-cluster-upgrade",
                 self.run_data.key,
             )
+            grant_child_history_reads(
+                (self.steps[name].role for name in HISTORY_READ_STEPS if name in self.steps),
+                self.workflows["cluster_upgrade"].state_machine,
+                f"{config.resource_prefix}-cluster-upgrade",
+                self.run_data.key,
+            )
         grant_run_table(
             (self.steps[name].role for name in RUN_TABLE_STEPS if name in self.steps),
             self.run_table,
@@ -134,6 +147,40 @@ class OrchestratorStack(Stack):
             (self.steps[step.name].role for step in STEPS if step.holds_cluster_lock),
             self.run_table,
             self.run_data.key,
+        )
+        grant_registry_reads(
+            (self.steps[name].role for name in REGISTRY_READ_STEPS if name in self.steps),
+            self.run_table,
+            self.run_data.key,
+        )
+
+        # Signals, schedules and the dashboard (docs/events.md, docs/deployment.md).
+        self.notifications: FleetNotifications | None = None
+        self.schedules: FleetSchedules | None = None
+        if "fleet_upgrade" in self.workflows:
+            fleet = self.workflows["fleet_upgrade"].state_machine
+            self.notifications = FleetNotifications(
+                self,
+                "FleetNotifications",
+                fleet=fleet,
+                fleet_state_machine_name=f"{config.resource_prefix}-fleet-upgrade",
+                topic=self.run_data.notifications_topic,
+                key=self.run_data.key,
+            )
+            self.schedules = FleetSchedules(
+                self,
+                "FleetSchedules",
+                schedules=config.schedules,
+                fleet=fleet,
+                data_key=self.run_data.key,
+                name_prefix=config.resource_prefix,
+            )
+        self.dashboard = FleetDashboard(
+            self,
+            "Dashboard",
+            dashboard_name=config.resource_prefix,
+            workflows={stem: workflow.state_machine for stem, workflow in self.workflows.items()},
+            functions={name: step.function for name, step in self.steps.items()},
         )
 
     # Data stores: granted narrowly, per catalog flag (writes_reports), above; the rest for later steps.

@@ -1,12 +1,18 @@
-"""The fleet report: ``fleet-report.json`` (schema in docs/report-schema.md) and its Markdown rendering."""
+"""The fleet report: ``fleet-report.json`` (schema in docs/report-schema.md), its Markdown rendering and
+its HTML page (upgrader.fleet.html: the timeline, outcomes and findings)."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from upgrader.fleet.html import cluster_phases, render_html
 
 from simulator.simulation import ClusterRun, Simulation
+
+if TYPE_CHECKING:
+    from simulator.fleet import FleetRun
 
 SCHEMA_VERSION = 1
 # Public prices (us-east-1): Step Functions Standard $0.025 per 1,000 state transitions,
@@ -45,7 +51,10 @@ def _cluster_entry(run: ClusterRun) -> dict[str, Any]:
         entry["upgrade"] = {
             "steps": [f"{u['fromVersion']} -> {u['toVersion']}" for u in run.upgrades],
             "strategy": last["strategy"],
-            "controlPlane": {"from": run.upgrades[0]["controlPlane"]["from"], "to": last["controlPlane"]["to"]},
+            "controlPlane": {
+                "from": run.upgrades[0]["controlPlane"]["from"],
+                "to": last["controlPlane"]["to"],
+            },
             "addons": [
                 {"name": a["name"], "from": a["from"], "to": a["to"], "action": a["action"]}
                 for a in _chain_addons(run.upgrades)
@@ -97,12 +106,43 @@ def finding_line(finding: dict[str, Any]) -> str:
     return line
 
 
-def build_report(simulation: Simulation, runs: list[ClusterRun]) -> dict[str, Any]:
+def build_report(
+    simulation: Simulation, runs: list[ClusterRun], fleet: FleetRun | None = None
+) -> dict[str, Any]:
+    """``fleet``: the runs are the children of this fleet execution (``fleetctl demo``); the report then
+    has the fleet's ``waves[]`` and outcome, and each cluster its wave, times and ``timeline``."""
     clusters = [_cluster_entry(run) for run in runs]
+    if fleet is not None and fleet.report is not None:
+        by_key = {c["key"]: c for c in fleet.report["clusters"]}
+        for entry, run in zip(clusters, runs, strict=True):
+            key = f"{entry['account']}/{entry['region']}/{entry['name']}"
+            recorded = by_key.get(key, {})
+            entry.update(
+                key=key,
+                wave=recorded.get("wave"),
+                startedAt=recorded.get("startedAt"),
+                finishedAt=recorded.get("finishedAt"),
+                childExecutionArn=run.result.arn,
+                timeline=cluster_phases(run.result.history),
+            )
     transitions = sum(c["stateTransitions"] for c in clusters)
     invocations = sum(c["lambdaInvocations"] for c in clusters)
     statuses = [c["status"] for c in clusters]
     calls = simulation.faults.calls
+    fleet_part: dict[str, Any] = {}
+    if fleet is not None and fleet.report is not None:
+        fleet_part = {
+            "fleetExecution": {
+                "name": fleet.result.name,
+                "arn": fleet.result.arn,
+                "status": fleet.result.status,
+                "virtualDurationSeconds": round(fleet.result.virtual_duration_seconds, 3),
+            },
+            "outcome": fleet.report["outcome"],
+            **({"stoppedBy": fleet.report["stoppedBy"]} if "stoppedBy" in fleet.report else {}),
+            "waves": fleet.report["waves"],
+            "events": len(fleet.events),
+        }
     return {
         "schemaVersion": SCHEMA_VERSION,
         "scenario": simulation.scenario.name,
@@ -119,7 +159,12 @@ def build_report(simulation: Simulation, runs: list[ClusterRun]) -> dict[str, An
             "lambdaInvocations": invocations,
             "estimatedUsd": round(transitions * USD_PER_TRANSITION + invocations * USD_PER_INVOCATION, 6),
         },
-        "virtualDurationSeconds": round(sum(c["virtualDurationSeconds"] for c in clusters), 3),
+        **fleet_part,
+        # The run's virtual time: the fleet execution's (waves, soaks, clusters side by side), or the sum of
+        # the clusters' when they ran one after another (fleetctl simulate).
+        "virtualDurationSeconds": fleet_part["fleetExecution"]["virtualDurationSeconds"]
+        if fleet_part
+        else round(sum(c["virtualDurationSeconds"] for c in clusters), 3),
         "invariants": {
             key: sum(c["invariants"][key] for c in clusters)
             for key in ("podsLost", "pdbViolations", "unexpectedDeletions")
@@ -153,6 +198,21 @@ def render_markdown(report: dict[str, Any]) -> str:
         f"transitions, {report['cost']['lambdaInvocations']} Lambda invocations "
         f"(about ${report['cost']['estimatedUsd']:.4f}).",
         "",
+    ]
+    if report.get("waves"):
+        lines += [
+            "## Waves",
+            "",
+            "| # | Wave | Clusters | Started | Finished | Outcome | Failed / tolerated |",
+        ]
+        lines += ["|---|---|---|---|---|---|---|"]
+        lines += [
+            f"| {w['index']} | {w['name']} | {len(w['clusters'])} | {w['startedAt'] or '-'} | "
+            f"{w['finishedAt'] or '-'} | {w['outcome']} | {w['failed']} / {w['failureTolerance']} |"
+            for w in report["waves"]
+        ]
+        lines += ["", f"Fleet outcome: **{report['outcome']}**.", ""]
+    lines += [
         "| Account | Region | Cluster | Status | Version before | Version after | Virtual time | Transitions |",
         "|---|---|---|---|---|---|---|---|",
     ]
@@ -197,7 +257,8 @@ def render_markdown(report: dict[str, Any]) -> str:
             u = c["upgrade"]
             addons = "; ".join(f"{a['name']} {a['from']} -> {a['to']}" for a in u["addons"]) or "-"
             groups = ", ".join(
-                f"{g['replacedBy'] or g['name']} {(g['after'] or {}).get('version', '-')}" for g in u["nodegroups"]
+                f"{g['replacedBy'] or g['name']} {(g['after'] or {}).get('version', '-')}"
+                for g in u["nodegroups"]
             )
             lines.append(
                 f"| {c['name']} | {', '.join(u['steps'])} ({u['strategy']}) | {addons} | {groups or '-'} | "
@@ -263,9 +324,13 @@ def render_markdown(report: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_report(report: dict[str, Any], out_dir: Path) -> tuple[Path, Path]:
+def write_report(report: dict[str, Any], out_dir: Path, *, with_html: bool = False) -> tuple[Path, ...]:
     out_dir.mkdir(parents=True, exist_ok=True)
     json_path, md_path = out_dir / "fleet-report.json", out_dir / "fleet-report.md"
     json_path.write_text(json.dumps(report, indent=2, sort_keys=False) + "\n")
     md_path.write_text(render_markdown(report))
-    return json_path, md_path
+    if not with_html:
+        return json_path, md_path
+    html_path = out_dir / "fleet-report.html"
+    html_path.write_text(render_html(report))
+    return json_path, md_path, html_path

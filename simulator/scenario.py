@@ -228,6 +228,29 @@ class UpgradeSpec(_Model):
     )
 
 
+class FleetSpec(_Model):
+    """How ``fleetctl demo`` runs the scenario through the fleet workflow: the fleet input's ``canary``,
+    ``waves`` and options (docs/fleet.md), checked by the workflow's own schema (ValidateFleetInput)."""
+
+    execution_name: str = Field(
+        default="", pattern=r"^[A-Za-z0-9_-]{0,80}$", description="default: <scenario>-fleet"
+    )
+    canary: dict[str, Any] | None = None
+    waves: list[dict[str, Any]] = Field(default_factory=list)
+    outside_window: Literal["wait", "skip"] | None = None
+    lock_lease_seconds: int | None = Field(default=None, ge=900, le=604800)
+
+    def input_fields(self) -> dict[str, Any]:
+        fields: dict[str, Any] = {"waves": [dict(w) for w in self.waves]}
+        if self.canary is not None:
+            fields["canary"] = dict(self.canary)
+        if self.outside_window:
+            fields["outsideWindow"] = self.outside_window
+        if self.lock_lease_seconds:
+            fields["lockLeaseSeconds"] = self.lock_lease_seconds
+        return fields
+
+
 class Scenario(_Model):
     name: str
     description: str = ""
@@ -238,6 +261,9 @@ class Scenario(_Model):
     timings: TimingsSpec = Field(default_factory=TimingsSpec)
     faults: FaultsSpec = Field(default_factory=FaultsSpec)
     poll_strategy: str = Field(default="adaptive", pattern="^(adaptive|fixed)$")
+    fleet: FleetSpec | None = Field(
+        default=None, description="waves for `fleetctl demo` (the fleet workflow)"
+    )
 
     @model_validator(mode="after")
     def _unique_clusters(self) -> Scenario:

@@ -273,10 +273,16 @@ class Simulation(contextlib.AbstractContextManager["Simulation"]):
         s3 = self.engine.client("s3")
         found = s3.list_objects_v2(Bucket=self.engine.report_bucket, Prefix=f"reports/{result.name}/")
         keys = sorted(
-            (o["Key"] for o in found.get("Contents", []) if "/upgrade-" in o["Key"] and o["Key"].endswith(".json")),
+            (
+                o["Key"]
+                for o in found.get("Contents", [])
+                if "/upgrade-" in o["Key"] and o["Key"].endswith(".json")
+            ),
             key=lambda k: tuple(int(x) for x in k.rsplit("upgrade-", 1)[1].removesuffix(".json").split(".")),
         )
-        return [json.loads(s3.get_object(Bucket=self.engine.report_bucket, Key=k)["Body"].read()) for k in keys]
+        return [
+            json.loads(s3.get_object(Bucket=self.engine.report_bucket, Key=k)["Body"].read()) for k in keys
+        ]
 
     def readiness_report(
         self, account: AccountSpec, cluster: ClusterSpec, result: ExecutionResult

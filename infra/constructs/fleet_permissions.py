@@ -118,3 +118,63 @@ def grant_lease_reads(roles: Iterable[iam.IRole], table: dynamodb.ITable, key: k
                 conditions={"StringEquals": {"kms:ViaService": f"dynamodb.{Aws.REGION}.amazonaws.com"}},
             )
         )
+
+
+# The step that resolves a fleet input's selector against the registry (upgrader.gateways.registry).
+REGISTRY_READ_STEPS = ("ValidateFleetInput",)
+
+
+def grant_registry_reads(roles: Iterable[iam.IRole], table: dynamodb.ITable, key: kms.IKey) -> None:
+    """ValidateFleetInput turns a selector into clusters: a filtered Scan of the registry items of the run
+    table (DynamoDB cannot scope a Scan to a key prefix), and the key to decrypt them; no write."""
+    for role in roles:
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                sid="FleetRegistryRead", actions=["dynamodb:Scan"], resources=[table.table_arn]
+            )
+        )
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                sid="FleetRegistryReadKey",
+                actions=["kms:Decrypt"],
+                resources=[key.key_arn],
+                conditions={"StringEquals": {"kms:ViaService": f"dynamodb.{Aws.REGION}.amazonaws.com"}},
+            )
+        )
+
+
+# The step that draws each cluster's phases in the fleet report from its child execution's history.
+HISTORY_READ_STEPS = ("WriteFleetReport",)
+
+
+def grant_child_history_reads(
+    roles: Iterable[iam.IRole], cluster: sfn.StateMachine, cluster_name: str, key: kms.IKey
+) -> None:
+    """GetExecutionHistory on the cluster workflow's executions (read-only), and the data key for that
+    state machine only (its history is encrypted with it)."""
+    executions = f"arn:{Aws.PARTITION}:states:{Aws.REGION}:{Aws.ACCOUNT_ID}:execution:{cluster_name}:*"
+    for role in roles:
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                sid="ClusterHistories", actions=["states:GetExecutionHistory"], resources=[executions]
+            )
+        )
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                sid="ClusterHistoriesKey",
+                actions=["kms:Decrypt"],
+                resources=[key.key_arn],
+                conditions={
+                    "StringEquals": {
+                        "kms:EncryptionContext:aws:states:stateMachineArn": cluster.state_machine_arn
+                    }
+                },
+            )
+        )
+        acknowledge(
+            role,
+            "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:states:<AWS::Region>:<AWS::AccountId>:execution:"
+            f"{cluster_name}:*]",
+            "The child executions' names are chosen at run time (<fleet execution>-<cluster hash>): the grant is "
+            "GetExecutionHistory (read-only) on the executions of the cluster state machine only.",
+        )

@@ -95,8 +95,9 @@ def test_demo_exits_0_when_every_outcome_is_the_expected_one(demo):
 
 def test_demo_writes_the_json_report_its_markdown_and_the_lambda_log(demo):
     # When `fleetctl demo --out DIR` has run
-    # Then DIR holds the two reports and the handlers' log
+    # Then DIR holds the three reports (the HTML page since the demo runs the fleet workflow) and the log
     assert sorted(p.name for p in demo.out.iterdir()) == [
+        "fleet-report.html",
         "fleet-report.json",
         "fleet-report.md",
         "lambda.log",
@@ -146,9 +147,11 @@ def test_demo_report_has_the_documented_shape(demo):
     }
     assert report["cost"]["stateTransitions"] == sum(c["stateTransitions"] for c in clusters) > 0
     assert report["cost"]["lambdaInvocations"] == sum(c["lambdaInvocations"] for c in clusters) > 0
-    assert report["virtualDurationSeconds"] == pytest.approx(
-        sum(c["virtualDurationSeconds"] for c in clusters)
-    )
+    # (the demo runs the fleet workflow: the run's virtual time is the fleet execution's, waves one after
+    # another with their soaks, a wave's clusters side by side)
+    durations = [c["virtualDurationSeconds"] for c in clusters]
+    assert report["virtualDurationSeconds"] == report["fleetExecution"]["virtualDurationSeconds"]
+    assert max(durations) < report["virtualDurationSeconds"] < sum(durations) + 900 + 1800
     # And the virtual time is each Docker group's migration (twin created in 4 virtual minutes, drained,
     # old group deleted in 3), the control plane update (8), then the add-ons and each twin's rolling
     # update to 1.24 (nodes join in 1 minute, then drained node by node within the budgets); the
@@ -234,7 +237,14 @@ def test_demo_mutating_calls_are_the_migration_then_one_update_per_cluster(demo)
                 ("ec2:CreateLaunchTemplateVersion", account, region, "UpdateNodegroupVersions"),
                 ("eks:UpdateNodegroupVersion", account, region, "UpdateNodegroupVersions"),
             ]
-    assert [(m["call"], m["account"], m["region"], m["step"]) for m in calls["mutatingCalls"]] == expected
+    # (a wave's clusters run side by side, so their calls interleave: compared per cluster, each cluster
+    # the only one of its account and region in the demo)
+    actual = [(m["call"], m["account"], m["region"], m["step"]) for m in calls["mutatingCalls"]]
+    for account, region, _ in DEMO_CLUSTERS:
+        assert [c for c in actual if c[1:3] == (account, region)] == [
+            c for c in expected if c[1:3] == (account, region)
+        ]
+    assert sorted(actual) == sorted(expected)
 
 
 def test_demo_replaces_every_docker_group_by_a_containerd_twin_and_retires_it(demo):
@@ -374,7 +384,9 @@ def test_demo_report_shows_the_world_before_and_after_with_real_invariants(demo)
     migrated = sum(len(c["nodegroups"]) for c in report["clusters"])
     updated_in_place = sum(len(c["nodegroups"]) for c in report["clusters"] if c["status"] == "SUCCEEDED")
     addon_hops = sum(
-        sum(a["action"] == "update" for a in c["upgrade"]["addons"]) for c in report["clusters"] if "upgrade" in c
+        sum(a["action"] == "update" for a in c["upgrade"]["addons"])
+        for c in report["clusters"]
+        if "upgrade" in c
     )
     assert len(report["invariants"]["mutatingCalls"]) == (
         len(DEMO_CLUSTERS) - 1 + 3 * migrated + 2 * updated_in_place + addon_hops
@@ -411,3 +423,39 @@ def test_demo_blocks_platform_tools_at_the_readiness_gate_and_shows_why(demo):
         r.get("error") == "ReadinessBlocked" and r.get("cluster") == "333333333333/us-east-1/platform-tools"
         for r in records
     )
+
+
+def test_demo_runs_the_fleet_workflow_canary_first_then_waves(demo):
+    # Given the demo's fleet block (canary, then "early" and "rest", each tolerating one failure)
+    # When the demo has run
+    report = demo.report
+
+    # Then the fleet workflow ran the waves in order and recorded each, the failures tolerated
+    assert report["fleetExecution"]["name"] == "demo-fleet"
+    assert report["outcome"] == "SUCCEEDED_WITH_FAILURES"
+    assert [(w["name"], len(w["clusters"]), w["outcome"]) for w in report["waves"]] == [
+        ("canary", 1, "SUCCEEDED"),
+        ("early", 2, "TOLERATED"),
+        ("rest", 3, "TOLERATED"),
+    ]
+    assert all(
+        a["finishedAt"] <= b["startedAt"] for a, b in zip(report["waves"], report["waves"][1:], strict=False)
+    )
+    assert demo.cluster("payments-prod")["wave"] == "canary"
+    # And every cluster has its times and its timeline (phases from its child execution's history; the
+    # blocked cluster stopped within the same virtual instant: no phase lasted)
+    for cluster in report["clusters"]:
+        assert cluster["startedAt"] and cluster["finishedAt"] and "timeline" in cluster, cluster["name"]
+        assert bool(cluster["timeline"]) is (cluster["name"] != BLOCKED)
+    phases = {p["phase"] for p in demo.cluster("payments-prod")["timeline"]}
+    assert {"node group migration", "drain", "control plane", "add-ons", "node versions"} <= phases
+    # And the progress printed per cluster came from the workflow's events: each cluster RUNNING, then its
+    # outcome (14 events: fleet start and finish, two per cluster)
+    assert report["events"] == 2 + 2 * len(DEMO_CLUSTERS)
+    assert "222222222222/eu-west-1/analytics-prod: FAILED (ControlPlaneUpdateFailed)" in demo.stdout
+    assert "333333333333/us-east-1/platform-tools: BLOCKED (ReadinessBlocked)" in demo.stdout
+    assert "== wave 1 early: TOLERATED" in demo.stdout
+    # And the HTML page draws the waves and names every cluster, with no script and no URL
+    page = (demo.out / "fleet-report.html").read_text()
+    assert "<script" not in page and "http" not in page
+    assert all(c["name"] in page for c in report["clusters"]) and "wave rest: TOLERATED" in page

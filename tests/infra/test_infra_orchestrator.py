@@ -12,7 +12,12 @@ from upgrader.settings import Settings
 from infra import constants
 from infra.asl import load_definitions
 from infra.catalog import STEPS
-from infra.constructs.fleet_permissions import RUN_TABLE_ACTIONS, RUN_TABLE_STEPS
+from infra.constructs.fleet_permissions import (
+    HISTORY_READ_STEPS,
+    REGISTRY_READ_STEPS,
+    RUN_TABLE_ACTIONS,
+    RUN_TABLE_STEPS,
+)
 
 DEFINITIONS = load_definitions()
 
@@ -232,6 +237,10 @@ def test_only_report_writing_steps_may_write_reports_and_nothing_else_touches_th
             expected |= set(RUN_TABLE_ACTIONS) | {"kms:Decrypt", "kms:GenerateDataKey"}
         if STEPS_BY_NAME[name].holds_cluster_lock:  # the fleet lease re-check: one GetItem
             expected |= {"dynamodb:GetItem", "kms:Decrypt"}
+        if name in REGISTRY_READ_STEPS:  # a selector resolved against the fleet registry
+            expected |= {"dynamodb:Scan", "kms:Decrypt"}
+        if name in HISTORY_READ_STEPS:  # the fleet report's timeline: the cluster executions' histories
+            expected |= {"states:GetExecutionHistory", "kms:Decrypt"}
         if name in writers:
             expected |= {"s3:PutObject", "kms:GenerateDataKey"}
         assert others == expected, name

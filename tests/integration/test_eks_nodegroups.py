@@ -68,7 +68,9 @@ class RecordingWorld:
     # A rolling update whose drain meets no budget: the old nodes go the moment it starts.
     rollouts: list[tuple[float, str, list[str], Any]] = field(default_factory=list)
 
-    def rolling_update(self, nodegroup: str, old_nodes: list[str], *, start_at: float, done: Any, **_: Any) -> None:
+    def rolling_update(
+        self, nodegroup: str, old_nodes: list[str], *, start_at: float, done: Any, **_: Any
+    ) -> None:
         self.rollouts.append((start_at, nodegroup, list(old_nodes), done))
 
     def advance(self) -> None:

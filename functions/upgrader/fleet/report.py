@@ -11,7 +11,8 @@ import datetime as dt
 import json
 from typing import Any, Protocol
 
-from upgrader.errors import FleetApprovalRejected, FleetToleranceExceeded, UpgradeError
+from upgrader.errors import AwsAccessDenied, FleetApprovalRejected, FleetToleranceExceeded, UpgradeError
+from upgrader.fleet.html import cluster_phases, phase_seconds, render_html
 from upgrader.fleet.models import (
     Approval,
     ClusterOutcome,
@@ -31,6 +32,12 @@ class WaveRecords(Protocol):
     def put_wave(self, fleet: str, record: WaveRecord) -> None: ...
 
     def waves(self, fleet: str) -> list[WaveRecord]: ...
+
+
+class ChildHistories(Protocol):
+    """The child executions' histories (GetExecutionHistory events), for the report's timeline."""
+
+    def history(self, execution_arn: str) -> list[dict[str, Any]]: ...
 
 
 class ReportWriter(Protocol):
@@ -282,17 +289,69 @@ def report_markdown(report: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def report_keys(fleet: str) -> tuple[str, str]:
+def report_keys(fleet: str) -> tuple[str, str, str]:
     prefix = f"reports/{fleet}/fleet-report"
-    return f"{prefix}.json", f"{prefix}.md"
+    return f"{prefix}.json", f"{prefix}.md", f"{prefix}.html"
 
 
-def write_report(request: ReportRequest, records: WaveRecords, writer: ReportWriter) -> dict[str, Any]:
+def add_timelines(report: dict[str, Any], histories: ChildHistories) -> None:
+    """Each started cluster's phases (``timeline``), read from its child execution's history. Where the
+    histories cannot be read (the role lacks states:GetExecutionHistory), the report says so in
+    ``timelineUnavailable`` and the page draws each cluster's whole span only."""
+    for cluster in report["clusters"]:
+        if not cluster.get("childExecutionArn"):
+            continue
+        try:
+            cluster["timeline"] = cluster_phases(histories.history(cluster["childExecutionArn"]))
+        except AwsAccessDenied as error:
+            report["timelineUnavailable"] = error.message
+            for other in report["clusters"]:
+                other.pop("timeline", None)
+            return
+
+
+def fleet_metrics(report: dict[str, Any]) -> list[tuple[str, str, float, dict[str, str]]]:
+    """The report as CloudWatch metrics: ``(name, unit, value, extra dimensions)``. Counts of clusters
+    upgraded, failed, blocked and skipped; each started cluster's duration; its seconds per phase of the
+    cluster workflow (dimension ``Phase``) and its drain time (docs/events.md lists them)."""
+    counts = report["counts"]
+    found: list[tuple[str, str, float, dict[str, str]]] = [
+        (name, "Count", float(counts.get(status, 0)), {})
+        for name, status in (
+            ("ClustersUpgraded", "SUCCEEDED"),
+            ("ClustersFailed", "FAILED"),
+            ("ClustersBlocked", "BLOCKED"),
+            ("ClustersSkipped", "SKIPPED"),
+        )
+    ]
+    for cluster in report["clusters"]:
+        start, finish = cluster.get("startedAt"), cluster.get("finishedAt")
+        if start and finish:
+            seconds = (dt.datetime.fromisoformat(finish) - dt.datetime.fromisoformat(start)).total_seconds()
+            found.append(("ClusterUpgradeSeconds", "Seconds", seconds, {}))
+        if "timeline" in cluster:
+            totals = phase_seconds(cluster["timeline"])
+            found += [("PhaseSeconds", "Seconds", value, {"Phase": phase}) for phase, value in totals.items()]
+            found.append(("DrainSeconds", "Seconds", totals.get("drain", 0.0), {}))
+    return found
+
+
+def write_report(
+    request: ReportRequest,
+    records: WaveRecords,
+    writer: ReportWriter,
+    histories: ChildHistories | None = None,
+) -> dict[str, Any]:
     report = fleet_report(request, records.waves(request.run.execution_name))
-    json_key, markdown_key = report_keys(request.run.execution_name)
+    if histories is not None:
+        add_timelines(report, histories)
+    json_key, markdown_key, html_key = report_keys(request.run.execution_name)
     writer.put(json_key, json.dumps(report, indent=2, sort_keys=True).encode(), "application/json")
     writer.put(markdown_key, report_markdown(report).encode(), "text/markdown")
+    writer.put(html_key, render_html(report).encode(), "text/html; charset=utf-8")
     return {
+        "metrics": fleet_metrics(report),
+        "htmlKey": html_key,
         "outcome": report["outcome"],
         "stoppedBy": report.get("stoppedBy", {}).get("error"),
         "counts": report["counts"],
