@@ -342,7 +342,11 @@ def _created(env: Env):
 def test_ready_when_active_and_every_node_is_ready_on_containerd(env):
     status = _created(env)
     status = nodegroups.poll_replacement(env.eks, env.kube, env.request(replacement=status), CREATE)
-    assert (status.status, status.next_wait_seconds, status.waited_seconds) == ("Creating", 20, 180)
+    assert (status.status, status.next_wait_seconds, status.waited_seconds) == (
+        "Creating",
+        NODEGROUP_CREATE.poll_seconds,
+        180,
+    )
     env.eks.set_status("general-containerd", "ACTIVE")
     env.nodes("general-containerd", 3, "containerd://1.6.19")
     status = nodegroups.poll_replacement(env.eks, env.kube, env.request(replacement=status), CREATE)
@@ -430,7 +434,11 @@ def test_deletion_polls_until_gone_and_fails_on_delete_failed(env):
         summary=nodegroups.summary(env.request(), "retiring"),
     )
     progress = nodegroups.poll_deletion(env.eks, env.request(deletion=progress), DELETE)
-    assert (progress.status, progress.next_wait_seconds, progress.waited_seconds) == ("Deleting", 20, 120)
+    assert (progress.status, progress.next_wait_seconds, progress.waited_seconds) == (
+        "Deleting",
+        NODEGROUP_DELETE.poll_seconds,
+        120,
+    )
     env.eks.finish_deletion("general")
     done = nodegroups.poll_deletion(env.eks, env.request(deletion=progress), DELETE)
     assert (done.status, done.summary.status) == ("Deleted", "retired")
