@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from upgrader.fleet.report import BLOCKING_ERRORS
+from upgrader.fleet.report import BLOCKING_ERRORS, plan_reason
 
 # The cluster workflow's main steps in the order a runtime-first upgrade takes them
 # (statemachines/cluster_upgrade.asl.json; a test checks each one is a state there): the progress bar
@@ -255,7 +255,7 @@ def _exited(
             cluster.status = "BLOCKED" if error in BLOCKING_ERRORS else "FAILED"
             cluster.detail = _error_text(error, message)
         elif name == "Planned":
-            cluster.detail = _plan_text(output.get("preflight") or {})
+            cluster.detail = plan_reason((output.get("child") or {}).get("Plan") or {})
     elif name == "RequestWaveApproval":
         wave = waves.get((output.get("wave") or {}).get("name", ""))
         if wave is not None:
@@ -267,16 +267,6 @@ def _exited(
             wave.status = evaluation.get("outcome", wave.status)
     elif name == "WriteFleetReport":
         progress.report = output.get("report")
-
-
-def _plan_text(preflight: dict[str, Any]) -> str:
-    """What the read-only checks found (the Preflight step's output, upgrader.models.PreflightResult)."""
-    found = f"{preflight.get('clusterStatus', '?')} on {preflight.get('clusterVersion', '?')}"
-    if preflight.get("controlPlaneAtTarget"):
-        return found + ", already at the target"
-    if preflight.get("adoptableUpdateId"):
-        return found + f", update {preflight['adoptableUpdateId']} to the target under way"
-    return found + ", ready to upgrade"
 
 
 def bar(fraction: float, width: int = BAR_WIDTH) -> str:

@@ -246,7 +246,10 @@ def test_plan_mode_runs_read_only_checks_and_changes_nothing():
         assert run.report["outcome"] == "PLANNED"
         assert set(run.statuses().values()) == {"PLANNED"}
         assert run.mutating_calls == []
-        assert not run.children and not _locks(sim)
+        assert not _locks(sim)  # a plan changes nothing, so it takes no lock
+        # And each cluster was planned by the cluster workflow's own plan mode, as a child execution
+        assert run.children and all(c["status"] == "SUCCEEDED" for c in run.children.values())
+        assert all(c["reason"] for c in run.report["clusters"])
         assert run.report["waves"][0]["approval"]["status"] == "SKIPPED_IN_PLAN"
         assert run.result.virtual_duration_seconds < 60  # no soak, no waiting for approval
 

@@ -61,6 +61,7 @@ def test_canary_first_then_waves_by_count_and_percentage_the_last_takes_the_rest
         "cluster": {"accountId": "111111111111", "region": "eu-west-1", "name": "c0"},
         "fromVersion": "1.23",
         "toVersion": "1.24",
+        "lock": {"owner": "fleet-1"},  # every cluster-changing step of the child re-checks this lease
     }
 
 

@@ -66,6 +66,24 @@ def _lambda_message(cause: str | None) -> tuple[str | None, dict[str, Any] | Non
     return message[:MAX_MESSAGE], details or None
 
 
+def plan_reason(plan: dict[str, Any]) -> str:
+    """One line for a planned cluster: what would stop it, else what the upgrade would do."""
+    stops = list(plan.get("unacknowledgedRules") or [])
+    unmigratable = plan.get("unmigratable") or []
+    if stops or unmigratable:
+        parts = [f"blocked by {', '.join(stops)}"] if stops else []
+        if unmigratable:
+            parts.append(f"{len(unmigratable)} Docker node group(s) the workflow cannot replace")
+        return "; ".join(parts)
+    twins = [g.get("new") for g in plan.get("replacements") or []]
+    updates = [a.get("name") for a in plan.get("addons") or [] if a.get("action") == "update"]
+    return (
+        ("control plane already at target; " if plan.get("controlPlaneAtTarget") else "")
+        + f"{len(twins)} containerd twin(s), {len(updates)} add-on update(s), "
+        + f"{len(plan.get('nodegroupsToUpdate') or [])} node group(s) updated in place"
+    )
+
+
 def cluster_outcome(raw: dict[str, Any], wave: PlannedWave) -> ClusterOutcome:
     """One cluster iteration's result (the ASL's Pass states) as the report shows it."""
     target = next(c for c in wave.clusters if c.key == raw["key"])
@@ -95,13 +113,9 @@ def cluster_outcome(raw: dict[str, Any], wave: PlannedWave) -> ClusterOutcome:
         message, details = _lambda_message(failure.get("Cause"))
         base.update(error=failure.get("Error"), message=message, details=details)
     if raw.get("status") == "PLANNED":
-        preflight = raw.get("preflight") or {}
-        base["details"] = preflight
-        base["reason"] = (
-            "already at target"
-            if preflight.get("controlPlaneAtTarget")
-            else f"ready to upgrade from {preflight.get('clusterVersion')}"
-        )
+        plan = (raw.get("child") or {}).get("Plan") or {}
+        base["details"] = plan
+        base["reason"] = plan_reason(plan)
     if child:
         base.update(
             child_execution_arn=child.get("ExecutionArn"),

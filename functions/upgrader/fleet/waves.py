@@ -67,14 +67,21 @@ def _resolve(value: int | str, total: int, *, round_up: bool) -> int:
     return math.ceil(share) if round_up else math.floor(share)
 
 
-def _child_input(fleet: FleetUpgradeInput, cluster: FleetCluster, from_version: str) -> dict[str, object]:
-    """The cluster workflow's execution input (its schema: cluster_upgrade_input.schema.json)."""
+def _child_input(
+    fleet: FleetUpgradeInput, cluster: FleetCluster, from_version: str, owner: str
+) -> dict[str, object]:
+    """The cluster workflow's execution input (its schema: cluster_upgrade_input.schema.json). ``lock``
+    names this fleet run: every step of the child that changes the cluster re-checks the lease is still
+    its own (upgrader/leases.py)."""
     ref = ClusterRef.model_validate(cluster.model_dump(include=set(ClusterRef.model_fields)))
     child: dict[str, object] = {
         "cluster": ref.dump(),
         "fromVersion": from_version,
         "toVersion": fleet.to_version,
+        "lock": {"owner": owner},
     }
+    if fleet.mode == "plan":
+        child["mode"] = "plan"  # the child runs its read-only checks and returns the plan
     for option in CLUSTER_OPTIONS:
         if option in fleet.cluster_options:
             child[option] = fleet.cluster_options[option]
@@ -98,7 +105,7 @@ def _planned(request: FleetRequest, cluster: FleetCluster) -> PlannedCluster:
         from_version=from_version,
         to_version=fleet.to_version,
         child_name=child_execution_name(request.run.execution_name, key),
-        child_input=_child_input(fleet, cluster, from_version),
+        child_input=_child_input(fleet, cluster, from_version, request.run.execution_name),
         maintenance_window=cluster.maintenance_window,
     )
 
