@@ -84,40 +84,47 @@ def grant_child_executions(
     )
 
 
-def grant_run_table(roles: Iterable[iam.IRole], table: dynamodb.ITable, key: kms.IKey) -> None:
+def _grant_table(
+    roles: Iterable[iam.IRole],
+    table: dynamodb.ITable,
+    key: kms.IKey,
+    *,
+    sid: str,
+    actions: Iterable[str],
+    key_actions: Iterable[str],
+) -> None:
+    """``actions`` on the run table and ``key_actions`` on its key, the latter only through DynamoDB."""
     for role in roles:
         role.add_to_principal_policy(
-            iam.PolicyStatement(
-                sid="FleetRunTable", actions=list(RUN_TABLE_ACTIONS), resources=[table.table_arn]
-            )
+            iam.PolicyStatement(sid=sid, actions=list(actions), resources=[table.table_arn])
         )
         role.add_to_principal_policy(
             iam.PolicyStatement(
-                sid="FleetRunTableKey",
-                actions=["kms:Decrypt", "kms:GenerateDataKey"],
+                sid=f"{sid}Key",
+                actions=list(key_actions),
                 resources=[key.key_arn],
                 conditions={"StringEquals": {"kms:ViaService": f"dynamodb.{Aws.REGION}.amazonaws.com"}},
             )
         )
+
+
+def grant_run_table(roles: Iterable[iam.IRole], table: dynamodb.ITable, key: kms.IKey) -> None:
+    _grant_table(
+        roles,
+        table,
+        key,
+        sid="FleetRunTable",
+        actions=RUN_TABLE_ACTIONS,
+        key_actions=("kms:Decrypt", "kms:GenerateDataKey"),
+    )
 
 
 def grant_lease_reads(roles: Iterable[iam.IRole], table: dynamodb.ITable, key: kms.IKey) -> None:
     """The cluster steps that change a cluster re-check the fleet's lease first (upgrader/leases.py):
     one strongly consistent GetItem on the run table, and the key to decrypt it, nothing more."""
-    for role in roles:
-        role.add_to_principal_policy(
-            iam.PolicyStatement(
-                sid="FleetLeaseRead", actions=["dynamodb:GetItem"], resources=[table.table_arn]
-            )
-        )
-        role.add_to_principal_policy(
-            iam.PolicyStatement(
-                sid="FleetLeaseReadKey",
-                actions=["kms:Decrypt"],
-                resources=[key.key_arn],
-                conditions={"StringEquals": {"kms:ViaService": f"dynamodb.{Aws.REGION}.amazonaws.com"}},
-            )
-        )
+    _grant_table(
+        roles, table, key, sid="FleetLeaseRead", actions=("dynamodb:GetItem",), key_actions=("kms:Decrypt",)
+    )
 
 
 # The step that resolves a fleet input's selector against the registry (upgrader.gateways.registry).
@@ -127,20 +134,9 @@ REGISTRY_READ_STEPS = ("ValidateFleetInput",)
 def grant_registry_reads(roles: Iterable[iam.IRole], table: dynamodb.ITable, key: kms.IKey) -> None:
     """ValidateFleetInput turns a selector into clusters: a filtered Scan of the registry items of the run
     table (DynamoDB cannot scope a Scan to a key prefix), and the key to decrypt them; no write."""
-    for role in roles:
-        role.add_to_principal_policy(
-            iam.PolicyStatement(
-                sid="FleetRegistryRead", actions=["dynamodb:Scan"], resources=[table.table_arn]
-            )
-        )
-        role.add_to_principal_policy(
-            iam.PolicyStatement(
-                sid="FleetRegistryReadKey",
-                actions=["kms:Decrypt"],
-                resources=[key.key_arn],
-                conditions={"StringEquals": {"kms:ViaService": f"dynamodb.{Aws.REGION}.amazonaws.com"}},
-            )
-        )
+    _grant_table(
+        roles, table, key, sid="FleetRegistryRead", actions=("dynamodb:Scan",), key_actions=("kms:Decrypt",)
+    )
 
 
 # The step that draws each cluster's phases in the fleet report from its child execution's history.
