@@ -332,7 +332,7 @@ def estimate_strategies(
         + addons
         + update_seconds(nodes_in_place + nodes_migrated, len(in_place) + len(migrated)),
         node_rotations=2 if migrated else 1,
-        extra_instance_hours=round((nodes_migrated * (create + drain) + nodes_in_place * 0) / 3600, 2),
+        extra_instance_hours=round(nodes_migrated * (create + drain) / 3600, 2),
         state_transitions=base_transitions + migration_transitions + 6 * (len(in_place) + len(migrated)),
         lambda_invocations=(base_transitions + migration_transitions) // 3
         + 3 * (len(in_place) + len(migrated)),
@@ -580,7 +580,17 @@ def update_nodegroup_versions(
             continue
         progress = _start_nodegroup_update(eks, ec2, ssm, request, group)
         if progress is None:  # another update of this group is running: look again after a poll
-            return NodegroupUpdates(status="InProgress", done=done, next_wait_seconds=plan.next_wait(0))
+            # (the time spent waiting for someone else's update counts against the same cap)
+            busy = 0 if previous.current is not None else previous.waited_seconds + previous.next_wait_seconds
+            if busy >= plan.max_wait():
+                raise NodegroupVersionUpdateTimedOut(
+                    f"node group {group.name} stayed busy with another update for {busy}s",
+                    cluster=cluster,
+                    nodegroup=group.name,
+                )
+            return NodegroupUpdates(
+                status="InProgress", done=done, next_wait_seconds=plan.next_wait(busy), waited_seconds=busy
+            )
         return NodegroupUpdates(
             status="InProgress", current=progress, done=done, next_wait_seconds=plan.first_wait()
         )

@@ -6,7 +6,12 @@ from typing import Any
 
 import pytest
 from upgrader import version_update
-from upgrader.errors import AddonUpdateFailed, AddonUpdateTimedOut, NodegroupVersionUpdateFailed
+from upgrader.errors import (
+    AddonUpdateFailed,
+    AddonUpdateTimedOut,
+    NodegroupVersionUpdateFailed,
+    NodegroupVersionUpdateTimedOut,
+)
 from upgrader.models import ClusterUpgradeRequest
 from upgrader.polling import WaitPlan
 from upgrader.version_models import VersionStepState
@@ -290,3 +295,23 @@ def test_a_request_dump_round_trips_the_chain_fields():
         request(targetVersion="1.25", versionChain=["1.24", "1.25"])
     )
     assert parsed.dump()["versionChain"] == ["1.24", "1.25"] and parsed.strategy == "runtime-first"
+
+
+def test_a_node_group_busy_with_someone_elses_update_is_waited_for_within_the_cap(eks):
+    eks.add_nodegroup(CLUSTER, "a-group", version="1.23")
+    eks.busy.add("nodegroup/a-group")
+    state = VersionStepState.model_validate(request() | {"versionPlan": _plan_with_groups()})
+    waiting = version_update.update_nodegroup_versions(eks, None, None, state, NODE_WAITS)  # type: ignore[arg-type]
+    assert (waiting.status, waiting.current) == ("InProgress", None)
+    # Still busy at the cap: the loop stops instead of polling forever
+    late = waiting.model_copy(
+        update={"waited_seconds": NODEGROUP_UPDATE.max_wait_seconds, "next_wait_seconds": 0}
+    )
+    with pytest.raises(NodegroupVersionUpdateTimedOut):
+        version_update.update_nodegroup_versions(
+            eks,
+            None,
+            None,
+            state.model_copy(update={"nodegroup_updates": late}),
+            NODE_WAITS,  # type: ignore[arg-type]
+        )
