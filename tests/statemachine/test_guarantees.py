@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -14,10 +15,21 @@ ACCOUNT, REGION, NAME = "111111111111", "eu-west-1", "payments-prod"
 TARGET_ROLE_STEPS_EXCLUDED = {"ValidateInput"}
 
 
-def scenario(**cluster: Any) -> Scenario:
+AWS_AUTH = {
+    "apiVersion": "v1",
+    "kind": "ConfigMap",
+    "metadata": {"name": "aws-auth", "namespace": "kube-system"},
+    "data": {
+        "mapRoles": "- rolearn: arn:aws:iam::111111111111:role/eks-node-role\n  username: system:node:x\n"
+    },
+}
+
+
+def scenario(faults: dict[str, Any] | None = None, **cluster: Any) -> Scenario:
     return Scenario.model_validate(
         {
             "name": "guarantees",
+            "faults": faults or {},
             "upgrade": {"toVersion": "1.24"},
             "accounts": [
                 {
@@ -91,3 +103,39 @@ def test_every_target_account_step_assumes_the_role_afresh_so_expiring_credentia
         assert len(assume) == len(invocations)
         # And the whole history stays far from Step Functions' 25,000-event limit
         assert len(run.result.history) < 2_000
+
+
+def test_throttling_from_ec2_sts_and_ssm_is_retried_and_the_run_completes_later():
+    # Given EC2, STS and SSM throttling the first calls of the migration and the node version step
+    throttles = [
+        {"service": "sts", "operation": "AssumeRole", "first": 2},
+        {"service": "ec2", "operation": "DescribeLaunchTemplateVersions", "first": 1},
+        {"service": "ec2", "operation": "CreateLaunchTemplateVersion", "first": 1},
+        {"service": "ec2", "operation": "DescribeImages", "first": 1},
+        {"service": "ssm", "operation": "GetParameter", "first": 1},
+    ]
+    spec = scenario(faults={"throttle": throttles}, manifests=[AWS_AUTH])
+    with Simulation(spec) as sim:
+        account, cluster = spec.clusters()[0]
+        world = sim.world(account, cluster)
+        aws_auth = json.dumps(world.get("ConfigMap", "kube-system", "aws-auth"), sort_keys=True)
+        run = sim.run_cluster(account, cluster)
+        # Then every throttle reached the state machine's Retry and the run still completed
+        assert run.result.status == "SUCCEEDED", run.failure()
+        throttled = {(c.service, c.operation) for c in sim.faults.calls if c.throttled}
+        assert {
+            ("sts", "AssumeRole"),
+            ("ec2", "CreateLaunchTemplateVersion"),
+            ("ssm", "GetParameter"),
+        } <= throttled
+        assert run.result.retries >= len([c for c in sim.faults.calls if c.throttled])
+        # And exactly one launch template version was made for the twin's in-place update
+        assert [c.operation for c in sim.faults.mutating_calls()].count("CreateLaunchTemplateVersion") == 1
+        # And nothing was lost, and aws-auth is byte-identical
+        invariants = run.invariants
+        assert (invariants["podsLost"], invariants["pdbViolations"], invariants["unexpectedDeletions"]) == (
+            0,
+            0,
+            0,
+        )
+        assert json.dumps(world.get("ConfigMap", "kube-system", "aws-auth"), sort_keys=True) == aws_auth
