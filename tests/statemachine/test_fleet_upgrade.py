@@ -283,3 +283,33 @@ def test_invalid_fleet_input_names_the_json_path_and_nothing_runs():
         assert (run.result.status, run.result.error) == ("FAILED", "InvalidFleetInput")
         assert "$.clusters[2].region" in run.result.cause
         assert run.report is None and run.mutating_calls == []
+
+
+def test_a_dead_holders_lease_expires_by_its_timestamp_and_a_later_run_proceeds():
+    from simulator.engine import RUN_TABLE_NAME
+
+    with simulation("fleet-twelve") as sim:
+        # Given a lock on pay-a left by a fleet run that died 10 minutes before its lease ends
+        target = clusters(sim, "pay-a")
+        account, region, name = target[0]["accountId"], target[0]["region"], target[0]["name"]
+        expires = int(sim.clock.datetime().timestamp()) + 600
+        sim.engine.client("dynamodb").put_item(
+            TableName=RUN_TABLE_NAME,
+            Item={
+                "pk": {"S": f"LOCK#{account}#{region}#{name}"},
+                "sk": {"S": "LOCK"},
+                "owner": {"S": "fleet-that-died"},
+                "acquiredAt": {"N": str(expires - 3600)},
+                "expiresAt": {"N": str(expires)},
+            },
+        )
+        # When a fleet run reaches it before the lease ends, Then it is skipped as locked, untouched
+        early = run_fleet(sim, "fleet-early", fleet_input(sim, clusters=target, canary={"size": 1}))
+        assert early.statuses() == {key(sim, "pay-a"): "SKIPPED"}
+        assert early.mutating_calls == []
+        # When the lease's timestamp has passed (no TTL sweep needed), Then a later run takes the lock,
+        # upgrades the cluster and releases the lock
+        sim.clock.sleep(max(0, expires - sim.clock.datetime().timestamp()) + 1)
+        later = run_fleet(sim, "fleet-later", fleet_input(sim, clusters=target, canary={"size": 1}))
+        assert later.statuses() == {key(sim, "pay-a"): "SUCCEEDED"}, later.result.cause
+        assert _locks(sim) == []
