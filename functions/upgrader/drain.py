@@ -36,7 +36,13 @@ from collections import defaultdict
 from collections.abc import Iterable
 from typing import Any, Literal
 
-from upgrader.errors import DrainRefused, DrainTimedOut, InsufficientReplacementCapacity, UpgradeError
+from upgrader.errors import (
+    DrainRefused,
+    DrainTimedOut,
+    InsufficientReplacementCapacity,
+    PodDisruptionBudgetMisconfigured,
+    UpgradeError,
+)
 from upgrader.gateways.cluster_nodes import (
     NODEGROUP_LABEL,
     ClusterNodesGateway,
@@ -497,6 +503,22 @@ def drain_step(kube: ClusterNodesGateway, request: GroupRequest, plan: WaitPlan)
     if not blocking:
         return progress("Evicting", batch=batch, batch_waited_seconds=batch_waited, owners=owners)
     blocking = _name_budgets(kube, blocking, pods_by_key)
+    misconfigured = [b for b in blocking if b.reason == "MultipleBudgets"]
+    if misconfigured:
+        # The API server refuses to evict a pod several budgets select (500), and no wait can change
+        # that: stop now, naming the pods and budgets, instead of waiting out the deadline.
+        raise PodDisruptionBudgetMisconfigured(
+            f"{len(misconfigured)} pod(s) of {request.group.old} are selected by more than one "
+            f"PodDisruptionBudget, which the Eviction API refuses: {_blocked_message(misconfigured)}. "
+            "Make each pod match one budget, then run again",
+            cluster=request.cluster.name,
+            nodegroup=request.group.old,
+            replacement=request.group.new,
+            nodes=batch,
+            blocking=[b.dump() for b in misconfigured[:200]],
+            blockingTotal=len(misconfigured),
+            podsEvicted=counters["pods_evicted"],
+        )
     if batch_waited >= timeout:
         if options.on_timeout == "force" and options.force_acknowledged:
             for entry in blocking:

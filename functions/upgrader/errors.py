@@ -168,6 +168,12 @@ class DrainTimedOut(TerminalError):
     """A node did not drain by its deadline; the details name every blocking pod and its budget."""
 
 
+class PodDisruptionBudgetMisconfigured(TerminalError):
+    """Pods the drain must move are selected by more than one PodDisruptionBudget: the Eviction API
+    answers 500 for them whatever the wait. Stopped at once (then rolled back like any drain failure);
+    the details name the pods and the budgets."""
+
+
 class NodegroupDeletionFailed(TerminalError):
     """EKS could not delete a node group (DELETE_FAILED), or the deletion outlived its poll cap."""
 

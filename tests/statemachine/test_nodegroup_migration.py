@@ -505,3 +505,30 @@ def test_only_the_planned_deletions_are_expected():
         sim.eks.settle_all()
         # Then it counts
         assert sim.world(account, cluster).invariants()["unexpectedDeletions"] == 1
+
+
+def test_two_budgets_on_one_pod_stop_the_drain_at_once_as_a_misconfiguration():
+    # Given the api Deployment selected by its own budget and by a second, catch-all one
+    second = {
+        "apiVersion": "policy/v1",
+        "kind": "PodDisruptionBudget",
+        "metadata": {"name": "payments-all", "namespace": "payments"},
+        "spec": {"maxUnavailable": 1, "selector": {"matchLabels": {"app": "api"}}},
+    }
+    spec = scenario(
+        workloads=[deployment(3, pdb={"maxUnavailable": 1})],
+        manifests=[second],
+        migration={"nodeTimeoutSeconds": 900},
+    )
+    with Simulation(spec) as sim:
+        run = sim.run_cluster(*spec.clusters()[0])
+        # Then the first refusal (500) stops the drain, long before its deadline, naming the pods
+        assert (run.result.status, run.result.error) == ("FAILED", "PodDisruptionBudgetMisconfigured")
+        details = failure_details(run)
+        assert details["blocking"] and {b["reason"] for b in details["blocking"]} == {"MultipleBudgets"}
+        assert "more than one PodDisruptionBudget" in run.failure()["message"]
+        assert details["rollback"]["onFailure"] == "uncordon" and cordoned(sim, "general") == []
+        drains = [i for i in run.result.invocations if i.function == "DrainNodes"]
+        assert len(drains) == 1  # not retried, not waited on
+        assert run.after["version"] == "1.23"
+        assert_nothing_lost(run)
