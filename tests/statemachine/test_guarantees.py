@@ -139,3 +139,35 @@ def test_throttling_from_ec2_sts_and_ssm_is_retried_and_the_run_completes_later(
             0,
         )
         assert json.dumps(world.get("ConfigMap", "kube-system", "aws-auth"), sort_keys=True) == aws_auth
+
+
+def test_lambda_service_errors_and_timeouts_on_every_step_kind_are_retried_and_the_run_completes():
+    # Given every step kind failing its first invocation, alternately with Lambda's service error and a
+    # sandbox timeout (the names Step Functions matches in each Task's Retry)
+    spec = scenario()
+    failed: dict[str, str] = {}
+    kinds = ("Lambda.ServiceException", "Sandbox.Timedout")
+    with Simulation(spec) as sim:
+        account, cluster = spec.clusters()[0]
+
+        @contextlib.contextmanager
+        def first_invocation_fails(function: str) -> Iterator[None]:
+            if function not in failed and function != "ValidateInput":
+                failed[function] = kinds[len(failed) % 2]
+                error = RuntimeError(f"{failed[function]} injected before {function} ran")
+                error.lambda_error_type = failed[function]  # type: ignore[attr-defined]
+                raise error
+            yield
+
+        sim.engine.runtime.around_invoke.append(first_invocation_fails)
+        run = sim.run_cluster(account, cluster)
+
+    # Then each was retried per its policy and the run completed, with each change made exactly once
+    assert run.result.status == "SUCCEEDED", run.failure()
+    invoked = {i.function for i in run.result.invocations} - {"ValidateInput"}
+    assert set(failed) == invoked and len(invoked) >= 12  # every step kind of the run
+    assert run.result.retries >= len(failed)
+    changes = [c.operation for c in sim.faults.mutating_calls()]
+    for once in ("CreateNodegroup", "DeleteNodegroup", "UpdateClusterVersion", "UpdateNodegroupVersion"):
+        assert changes.count(once) == 1, (once, changes)
+    assert (run.invariants["podsLost"], run.invariants["pdbViolations"]) == (0, 0)
