@@ -581,6 +581,23 @@ PATCH_POINTS: tuple[tuple[Any, str], ...] = (
 )
 
 
+def create_run_table(client: Any, name: str) -> None:
+    """The orchestrator's run table as the stack declares it (infra/constructs/run_data.py): string
+    ``pk``/``sk``, on demand. Used by the engine's deployment and by the gateways' contract tests."""
+    client.create_table(
+        TableName=name,
+        AttributeDefinitions=[
+            {"AttributeName": "pk", "AttributeType": "S"},
+            {"AttributeName": "sk", "AttributeType": "S"},
+        ],
+        KeySchema=[
+            {"AttributeName": "pk", "KeyType": "HASH"},
+            {"AttributeName": "sk", "KeyType": "RANGE"},
+        ],
+        BillingMode="PAY_PER_REQUEST",
+    )
+
+
 def render_definition(text: str, substitutions: Mapping[str, str]) -> str:
     """Apply definition substitutions as CloudFormation does for ``DefinitionSubstitutions``."""
     for key, value in substitutions.items():
@@ -651,18 +668,7 @@ class LocalEngine:
     def _deploy(self) -> None:
         """Create what the CDK stack creates, as far as executing the workflows needs."""
         self.client("s3").create_bucket(Bucket=self.report_bucket)
-        self.client("dynamodb").create_table(
-            TableName=RUN_TABLE_NAME,
-            AttributeDefinitions=[
-                {"AttributeName": "pk", "AttributeType": "S"},
-                {"AttributeName": "sk", "AttributeType": "S"},
-            ],
-            KeySchema=[
-                {"AttributeName": "pk", "KeyType": "HASH"},
-                {"AttributeName": "sk", "KeyType": "RANGE"},
-            ],
-            BillingMode="PAY_PER_REQUEST",
-        )
+        create_run_table(self.client("dynamodb"), RUN_TABLE_NAME)
         iam = self.client("iam")
         role_arn = iam.create_role(RoleName="local-engine", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
         archive = io.BytesIO()

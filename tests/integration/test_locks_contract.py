@@ -11,6 +11,7 @@ from upgrader.fleet.models import Approval, WaveRecord
 from upgrader.gateways.locks import DynamoRunTable
 from upgrader.models import ClusterRef
 
+from simulator.engine import create_run_table
 from tests.fakes_fleet import FakeRunTable
 
 CLUSTER = ClusterRef(account_id="111111111111", region="eu-west-1", name="pay")
@@ -23,18 +24,7 @@ def table(request):
         return
     with mock_aws():
         client = boto3.client("dynamodb", region_name="us-east-1")
-        client.create_table(
-            TableName="runs",
-            AttributeDefinitions=[
-                {"AttributeName": "pk", "AttributeType": "S"},
-                {"AttributeName": "sk", "AttributeType": "S"},
-            ],
-            KeySchema=[
-                {"AttributeName": "pk", "KeyType": "HASH"},
-                {"AttributeName": "sk", "KeyType": "RANGE"},
-            ],
-            BillingMode="PAY_PER_REQUEST",
-        )
+        create_run_table(client, "runs")
         yield DynamoRunTable(client, "runs")
 
 

@@ -9,6 +9,8 @@ from upgrader.fleet.models import RegisteredCluster
 from upgrader.gateways.locks import DynamoRunTable
 from upgrader.gateways.registry import DynamoClusterRegistry, InMemoryClusterRegistry
 
+from simulator.engine import create_run_table
+
 PAY = RegisteredCluster.model_validate(
     {
         "accountId": "111111111111",
@@ -40,18 +42,7 @@ def registry(request):
         return
     with mock_aws():
         client = boto3.client("dynamodb", region_name="us-east-1")
-        client.create_table(
-            TableName="runs",
-            AttributeDefinitions=[
-                {"AttributeName": "pk", "AttributeType": "S"},
-                {"AttributeName": "sk", "AttributeType": "S"},
-            ],
-            KeySchema=[
-                {"AttributeName": "pk", "KeyType": "HASH"},
-                {"AttributeName": "sk", "KeyType": "RANGE"},
-            ],
-            BillingMode="PAY_PER_REQUEST",
-        )
+        create_run_table(client, "runs")
         # The run table also holds locks and approvals: the registry must not list them
         DynamoRunTable(client, "runs").put_approval_request(
             "fleet-1", "canary", "token", "2026-01-01T00:00:00Z"
