@@ -216,3 +216,36 @@ def test_a_lease_is_verified_by_its_owner_and_lost_once_another_run_holds_it():
     locks.release(table, cluster, "fleet-b")
     with pytest.raises(ClusterLockLost, match="gone"):
         locks.verify_held(table, cluster, "fleet-a")
+
+
+def test_a_fleet_whose_plan_would_not_fit_one_execution_is_rejected_before_anything_runs():
+    # Given the schema's largest fleet (500 clusters) with long names: its plan passes 200 KiB
+    def fleet(n: int, name_length: int) -> FleetRequest:
+        clusters = [
+            {
+                "accountId": f"{100000000000 + i % 50}",
+                "region": "ap-southeast-2",
+                "name": f"{i:04d}".ljust(name_length, "x"),
+            }
+            for i in range(n)
+        ]
+        return FleetRequest.model_validate(
+            {
+                "run": {"executionId": "arn:x", "executionName": "fleet-1"},
+                "fleet": {
+                    "fromVersion": "1.23",
+                    "toVersion": "1.24",
+                    "clusters": clusters,
+                    "waves": [{"name": "all"}],
+                },
+            }
+        )
+
+    with pytest.raises(InvalidFleetInput, match="split the fleet into several runs") as refused:
+        plan_waves(fleet(500, 100), ARN)
+    # Then the error says how big it is and what the limit is, on the clusters' path
+    assert refused.value.details["path"] == "$.clusters"
+    assert refused.value.details["planBytes"] > refused.value.details["limitBytes"] == 200 * 1024
+    # And a fleet of 300 such clusters, or the bench's 100, still plans
+    assert sum(len(w.clusters) for w in plan_waves(fleet(300, 100), ARN).waves) == 300
+    assert sum(len(w.clusters) for w in plan_waves(request(100, waves=[{"name": "r"}]), ARN).waves) == 100

@@ -15,6 +15,7 @@ Rules (docs/fleet.md):
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 import re
 
@@ -32,6 +33,10 @@ from upgrader.fleet.models import (
 from upgrader.models import ClusterRef
 
 MAX_EXECUTION_NAME = 80
+# Step Functions passes at most 256 KiB from state to state. The plan is the largest thing the fleet's state
+# carries (about 450 bytes per cluster); a wave's outcomes and the report's pointers ride beside it, so the
+# plan may use this much. About 450 clusters fit; a larger fleet is split into several runs (docs/fleet.md).
+MAX_PLAN_BYTES = 200 * 1024
 _NAME_CHARACTERS = re.compile(r"[^A-Za-z0-9_-]")
 
 
@@ -177,7 +182,7 @@ def plan_waves(request: FleetRequest, cluster_state_machine_arn: str) -> FleetPl
                 approval=approval,
             )
         )
-    return FleetPlan(
+    plan = FleetPlan(
         run=request.run,
         settings=FleetSettings(
             mode=fleet.mode,
@@ -188,3 +193,15 @@ def plan_waves(request: FleetRequest, cluster_state_machine_arn: str) -> FleetPl
         ),
         waves=tuple(waves),
     )
+    size = len(json.dumps(plan.dump(), separators=(",", ":")))
+    if size > MAX_PLAN_BYTES:
+        raise InvalidFleetInput(
+            f"fleet input rejected: the plan of {total} clusters takes {size} bytes, more than the "
+            f"{MAX_PLAN_BYTES} one fleet execution can carry (Step Functions passes at most 256 KiB between "
+            "states): split the fleet into several runs, e.g. one selector per account or region",
+            path="$.clusters",
+            planBytes=size,
+            limitBytes=MAX_PLAN_BYTES,
+            clusters=total,
+        )
+    return plan
