@@ -38,6 +38,27 @@ def account_session(account_id: str) -> boto3.Session:
     )
 
 
+def aws_auth(account_id: str, target_role_name: str) -> dict[str, Any]:
+    """kube-system/aws-auth as a cluster in ``CONFIG_MAP`` mode has it: the node role EKS maps for its
+    managed node groups, and the orchestrator's target role mapped to its group
+    (docs/kubernetes-access.md, option 2)."""
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "aws-auth", "namespace": "kube-system"},
+        "data": {
+            "mapRoles": (
+                f"- rolearn: arn:aws:iam::{account_id}:role/eks-node-role\n"
+                "  username: system:node:{{EC2PrivateDNSName}}\n"
+                "  groups:\n  - system:bootstrappers\n  - system:nodes\n"
+                f"- rolearn: arn:aws:iam::{account_id}:role/{target_role_name}\n"
+                "  username: eks-fleet-upgrader:{{SessionName}}\n"
+                "  groups:\n  - eks-fleet-upgrader\n"
+            )
+        },
+    }
+
+
 class FleetSeeder:
     def __init__(
         self,
@@ -64,6 +85,9 @@ class FleetSeeder:
         self.eks.settle_all()
         for account, cluster in self.scenario.clusters():
             world = self.worlds[(account.id, cluster.region, cluster.name)]
+            # What EKS leaves in every cluster with managed node groups (a scenario's own manifest of it,
+            # applied below, replaces it): the ConfigMap the upgrade must never change.
+            world.apply(aws_auth(account.id, self.scenario.target_role_name))
             for workload in cluster.workloads:
                 for manifest in manifests(workload):
                     world.apply(manifest)

@@ -10,6 +10,7 @@ import contextlib
 import io
 import json
 import re
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,12 +26,31 @@ from simulator.faults import AwsFaults, CrashRule, LoseResponseRule, ThrottleRul
 from simulator.kube.apiserver import KubeApiServer, serve
 from simulator.kube.rbac import ClusterAuthorizer
 from simulator.kube.tokens import token_checker
-from simulator.kube.world import KubeWorld
+from simulator.kube.world import KubeError, KubeWorld
 from simulator.migration_report import cluster_nodes, nodegroup_migrations
 from simulator.scenario import AccountSpec, ClusterSpec, Scenario
 from simulator.seed import ClusterKey, FleetSeeder, account_session
 
 BLOCKING_ERRORS = frozenset({"ReadinessBlocked", "UnmigratableDockerNodes"})
+OUTAGE_CALLS = 1_000_000  # calls an outage refuses: more than every retry policy makes
+AWS_AUTH = ("ConfigMap", "kube-system", "aws-auth")
+
+
+class AwsAuthChanged(AssertionError):
+    """A cluster's aws-auth ConfigMap is not byte-identical at the end of a simulation to what it was
+    once the fleet was seeded: the upgrade must never write it (reliability guarantee 1.16)."""
+
+
+def aws_auth_bytes(world: KubeWorld) -> bytes | None:
+    """kube-system/aws-auth as stored, metadata included (a write of the same data still changes its
+    resourceVersion); None when the cluster has none."""
+    try:
+        found = world.get(*AWS_AUTH)
+    except KubeError as error:
+        if error.status.code == 404:
+            return None
+        raise
+    return json.dumps(found, sort_keys=True).encode()
 
 
 @dataclass
@@ -74,6 +94,32 @@ def _error_message(cause: str | None) -> str:
     except ValueError:
         return cause
     return parsed.get("errorMessage", cause) if isinstance(parsed, dict) else cause
+
+
+def _difference(before: bytes | None, after: bytes | None) -> str:
+    """What changed in an aws-auth, in words (never its whole text)."""
+    if before is None or after is None:
+        return "created" if before is None else "deleted"
+    old, new = json.loads(before), json.loads(after)
+    said = []
+    old_data, new_data = old.get("data") or {}, new.get("data") or {}
+    for key in sorted(set(old_data) | set(new_data)):
+        if key not in new_data:
+            said.append(f"data.{key} removed")
+        elif key not in old_data:
+            said.append(f"data.{key} added")
+        elif old_data[key] != new_data[key]:
+            said.append(f"data.{key} changed")
+    old_meta, new_meta = old.get("metadata") or {}, new.get("metadata") or {}
+    for key in sorted(set(old_meta) | set(new_meta)):
+        if old_meta.get(key) != new_meta.get(key):
+            said.append(f"metadata.{key} {old_meta.get(key)!r} -> {new_meta.get(key)!r}")
+    said += [
+        f"{key} changed"
+        for key in sorted(set(old) | set(new))
+        if key not in ("data", "metadata") and old.get(key) != new.get(key)
+    ]
+    return ", ".join(said) or "changed"
 
 
 def execution_name(scenario: Scenario, account: AccountSpec, cluster: ClusterSpec) -> str:
@@ -128,6 +174,9 @@ class Simulation(contextlib.AbstractContextManager["Simulation"]):
         self.engine.runtime.after_invoke.append(self._announce_planned_deletions)
         self.worlds: dict[ClusterKey, KubeWorld] = {}
         self._stack = contextlib.ExitStack()
+        # Every cluster's aws-auth once seeded, compared when the simulation ends (check_aws_auth).
+        self.aws_auth_at_start: dict[ClusterKey, bytes | None] = {}
+        self.aws_auth_checked: list[ClusterKey] = []
 
     def __enter__(self) -> Simulation:
         self._stack.enter_context(self.engine)
@@ -135,6 +184,7 @@ class Simulation(contextlib.AbstractContextManager["Simulation"]):
         self._stack.enter_context(aws_faults(self.faults))
         self._start_kubernetes()
         self._seed()
+        self.aws_auth_at_start = {key: aws_auth_bytes(world) for key, world in self.worlds.items()}
         return self
 
     def _start_kubernetes(self) -> None:
@@ -163,12 +213,49 @@ class Simulation(contextlib.AbstractContextManager["Simulation"]):
             server.url_for(ids[(account, region, name)]) if (account, region, name) in ids else None
         )
 
-    def __exit__(self, *exc_info: object) -> None:
-        self._stack.close()
+    def __exit__(self, exc_type: type[BaseException] | None, *exc_info: object) -> None:
+        """Ends the simulation; unless the block already failed, first checks that every cluster's
+        aws-auth is byte-identical to what it was once seeded (:class:`AwsAuthChanged` otherwise), so
+        every scenario run through a ``Simulation`` proves guarantee 1.16 without a line of its own."""
+        try:
+            if exc_type is None:
+                self.check_aws_auth()
+        finally:
+            self._stack.close()
+
+    def check_aws_auth(self) -> list[ClusterKey]:
+        """Compares every cluster's aws-auth with its copy from the start; returns the clusters checked."""
+        changed = []
+        for key, before in self.aws_auth_at_start.items():
+            after = aws_auth_bytes(self.worlds[key])
+            if after != before:
+                changed.append(f"{'/'.join(key)}: {_difference(before, after)}")
+        self.aws_auth_checked = list(self.aws_auth_at_start)
+        if changed:
+            raise AwsAuthChanged("aws-auth is not byte-identical to what it was: " + "; ".join(changed))
+        return self.aws_auth_checked
 
     # -- the world ------------------------------------------------------------------------------
     def _seed(self) -> None:
         FleetSeeder(self.scenario, self.clock, self.eks, self.faults, self.worlds).seed()
+
+    def outage(self, service: str, during: Callable[[str], bool], operation: str | None = None) -> None:
+        """An outage longer than any retry policy: every call to ``service`` (``operation``) is throttled
+        in each Lambda invocation for which ``during(function name)`` is true when it starts."""
+
+        @contextlib.contextmanager
+        def around(function: str) -> Iterator[None]:
+            rule = ThrottleRule(service=service, operation=operation, first=OUTAGE_CALLS)
+            active = during(function)
+            if active:
+                self.faults.throttles.append(rule)
+            try:
+                yield
+            finally:
+                if active:
+                    self.faults.throttles.remove(rule)
+
+        self.engine.runtime.around_invoke.append(around)
 
     def world(self, account: AccountSpec, cluster: ClusterSpec) -> KubeWorld:
         return self.worlds[(account.id, cluster.region, cluster.name)]
@@ -200,6 +287,8 @@ class Simulation(contextlib.AbstractContextManager["Simulation"]):
         if not isinstance(result, dict) or not isinstance(event, dict):
             return
         declared = result.get("plannedDeletions") or []
+        if "invocation" in event:  # a step that changes something gets its state in the invocation envelope
+            event = event.get("state") or {}
         cluster = event.get("cluster") or {}
         world = self.worlds.get((cluster.get("accountId"), cluster.get("region"), cluster.get("name")))
         if world is None:
@@ -251,6 +340,26 @@ class Simulation(contextlib.AbstractContextManager["Simulation"]):
         if name_suffix:
             name = f"{name[: 79 - len(name_suffix)]}-{name_suffix}"
         result = self.engine.run("cluster_upgrade", name, execution_input)
+        return self._cluster_run(account, cluster, execution_input, result, before, first_call)
+
+    def redrive_cluster(self, run: ClusterRun) -> ClusterRun:
+        """RedriveExecution of ``run``'s failed execution, as an operator would after fixing the cause.
+        The returned run's history covers every attempt; its invocations, calls and invariants are the
+        redriven attempt's (the world's invariants are cumulative)."""
+        before = self.cluster_state(run.account, run.cluster)
+        first_call = len(self.faults.calls)
+        result = self.engine.redrive(run.result.arn)
+        return self._cluster_run(run.account, run.cluster, run.execution_input, result, before, first_call)
+
+    def _cluster_run(
+        self,
+        account: AccountSpec,
+        cluster: ClusterSpec,
+        execution_input: dict[str, Any],
+        result: ExecutionResult,
+        before: dict[str, Any],
+        first_call: int,
+    ) -> ClusterRun:
         run = ClusterRun(account, cluster, execution_input, result, before)
         run.after = self.cluster_state(account, cluster)
         calls = self.faults.calls[first_call:]

@@ -56,7 +56,13 @@ NODEGROUP_LABEL = "eks.amazonaws.com/nodegroup"
 TAINT_NOT_READY = "node.kubernetes.io/not-ready"
 TAINT_UNSCHEDULABLE = "node.kubernetes.io/unschedulable"
 TAINT_UNREACHABLE = "node.kubernetes.io/unreachable"
-SYSTEM_TAINT_KEYS = frozenset({TAINT_NOT_READY, TAINT_UNSCHEDULABLE})
+# The node lifecycle controller's NoSchedule taint for each pressure condition the kubelet reports.
+PRESSURE_TAINTS = {
+    "MemoryPressure": "node.kubernetes.io/memory-pressure",
+    "DiskPressure": "node.kubernetes.io/disk-pressure",
+    "PIDPressure": "node.kubernetes.io/pid-pressure",
+}
+SYSTEM_TAINT_KEYS = frozenset({TAINT_NOT_READY, TAINT_UNSCHEDULABLE, *PRESSURE_TAINTS.values()})
 # A Job pod's template may carry this annotation: the pod succeeds that many seconds after it is Ready.
 RUN_SECONDS_ANNOTATION = "simulator.eks-fleet-upgrader/run-seconds"
 DEFAULT_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
@@ -997,6 +1003,34 @@ class KubeWorld:
             self._reconcile()
             self.advance()
 
+    def set_node_pressure(self, name: str, condition: str = "MemoryPressure", *, under: bool = True) -> None:
+        """The kubelet of node ``name`` reports ``condition`` (``MemoryPressure``, ``DiskPressure`` or
+        ``PIDPressure``) True (``under=False``: False again). The node lifecycle controller taints it
+        ``NoSchedule`` meanwhile: the node stays Ready and uncordoned, what runs there keeps running
+        (the kubelet's own pressure eviction is not modelled), nothing new is scheduled there (DaemonSet
+        pods tolerate it). Capacity that vanishes while a drain runs: evicted pods stay Pending."""
+        if condition not in PRESSURE_TAINTS:
+            raise ValueError(f"unknown pressure condition {condition!r}; one of {sorted(PRESSURE_TAINTS)}")
+        with self._lock:
+            self.advance()
+            node = self._store["Node"].get(("", name))
+            if node is None:
+                raise not_found(KINDS["Node"], name)
+            reasons = {
+                "MemoryPressure": ("KubeletHasInsufficientMemory", "KubeletHasSufficientMemory"),
+                "DiskPressure": ("KubeletHasDiskPressure", "KubeletHasNoDiskPressure"),
+                "PIDPressure": ("KubeletHasInsufficientPID", "KubeletHasSufficientPID"),
+            }[condition]
+            conditions = node["status"]["conditions"]
+            for index, entry in enumerate(conditions):
+                if entry["type"] == condition:
+                    conditions[index] = _node_condition(
+                        condition, "True" if under else "False", reasons[0 if under else 1], self._timestamp()
+                    )
+            self._sync_system_taints(node)
+            self._touch(node)
+            self._reconcile()
+
     def remove_nodes(self, nodegroup: str) -> list[str]:
         with self._lock:
             self.advance()
@@ -1451,6 +1485,10 @@ class KubeWorld:
             )
         if not is_node_ready(node):
             taints.append(existing.get(TAINT_NOT_READY) or {"key": TAINT_NOT_READY, "effect": "NoSchedule"})
+        for condition in node["status"].get("conditions") or []:
+            key = PRESSURE_TAINTS.get(condition.get("type"))
+            if key is not None and condition.get("status") == "True":
+                taints.append(existing.get(key) or {"key": key, "effect": "NoSchedule"})
         if taints:
             node["spec"]["taints"] = taints
         else:

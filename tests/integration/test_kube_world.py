@@ -217,6 +217,47 @@ def test_capacity_and_cordon_leave_pods_pending_until_room_appears(world, clock)
     assert world.invariants()["podsLost"] == 0
 
 
+def test_a_node_under_pressure_keeps_its_pods_but_takes_no_new_ones_until_it_recovers(world, clock):
+    # Given two Ready nodes running web, and a log agent on each
+    add_nodes(world, "ng-1", 2)
+    world.apply(deployment("web", 2))
+    world.apply(
+        {
+            "apiVersion": "apps/v1",
+            "kind": "DaemonSet",
+            "metadata": {"name": "log-agent", "namespace": "kube-system"},
+            "spec": {"template": {"spec": {"containers": [{"name": "agent", "image": "fluent-bit"}]}}},
+        }
+    )
+    settle(clock)
+    # When both report memory pressure
+    for name in ("i-ng-1-0", "i-ng-1-1"):
+        world.set_node_pressure(name, "MemoryPressure")
+    node = world.get("Node", None, "i-ng-1-0")
+    # Then each is still Ready and schedulable, with the condition and the lifecycle controller's taint
+    assert [c["status"] for c in node["status"]["conditions"] if c["type"] == "MemoryPressure"] == ["True"]
+    assert {"key": "node.kubernetes.io/memory-pressure", "effect": "NoSchedule"} in node["spec"]["taints"]
+    assert not node["spec"].get("unschedulable") and world.snapshot()["nodes"]["ready"] == 2
+    # And what runs there keeps running, but a pod that leaves is replaced by one that stays Pending
+    assert world.invariants()["podsLost"] == 0
+    victim = pods_of(world, "web")[0]
+    assert world.evict("shop", victim["metadata"]["name"]).code == 201
+    [pending] = [p for p in pods_of(world, "web") if not p["spec"].get("nodeName")]
+    message = pending["status"]["conditions"][0]["message"]
+    assert "2 node(s) had untolerated taint {node.kubernetes.io/memory-pressure: }" in message
+    clock.sleep(POD_READY * 4)
+    assert world.invariants()["podsLost"] == 1
+    assert len([p for p in pods_of(world, "log-agent", "kube-system") if ready(p)]) == 2  # tolerated
+    # When one recovers, the scheduler places the pending pod there and the taint is gone
+    world.set_node_pressure("i-ng-1-1", "MemoryPressure", under=False)
+    assert "taints" not in world.get("Node", None, "i-ng-1-1")["spec"]
+    assert [p["spec"].get("nodeName") for p in pods_of(world, "web")].count("i-ng-1-1") == 2
+    settle(clock)
+    assert world.invariants()["podsLost"] == 0
+    with pytest.raises(ValueError, match="unknown pressure condition"):
+        world.set_node_pressure("i-ng-1-0", "NetworkUnavailable")
+
+
 def test_daemonset_runs_one_pod_on_every_eligible_node(world, clock):
     add_nodes(world, "general", 2)
     add_nodes(world, "tainted", 1, taints=[{"key": "dedicated", "value": "db", "effect": "NoSchedule"}])

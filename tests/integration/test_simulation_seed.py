@@ -9,7 +9,7 @@ import pytest
 
 from simulator.scenario import load_scenario
 from simulator.seed import account_session
-from simulator.simulation import Simulation
+from simulator.simulation import AWS_AUTH, Simulation
 
 SCENARIO = Path(__file__).resolve().parents[1] / "scenarios" / "mixed-node-management.yaml"
 
@@ -89,3 +89,15 @@ def test_deliberately_deleting_a_protected_pod_is_counted_as_a_pdb_violation(sim
     world.delete("Pod", "default", web[1])
     # Then the invariant counter sees the budget broken
     assert world.invariants()["pdbViolations"] >= 1
+
+
+# -- aws-auth: byte-identical at the end of every simulation (reliability guarantee 1.16) ----------------
+def test_every_cluster_starts_with_the_aws_auth_eks_leaves_and_the_simulation_keeps_a_copy(sim, cluster):
+    account, spec = cluster
+    data = sim.world(account, spec).get(*AWS_AUTH)["data"]["mapRoles"]
+    # The node role EKS maps for managed node groups, and the orchestrator's target role (its group)
+    assert f"rolearn: arn:aws:iam::{account.id}:role/eks-node-role" in data
+    assert f"rolearn: arn:aws:iam::{account.id}:role/{sim.scenario.target_role_name}" in data
+    assert "- eks-fleet-upgrader" in data
+    # And the copy the end of the simulation compares with covers every cluster, none absent
+    assert set(sim.aws_auth_at_start) == set(sim.worlds) and all(sim.aws_auth_at_start.values())

@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 from moto.eks.models import eks_backends
+from upgrader.errors import UpgradeError
 
 from simulator.engine import ExecutionResult
 from simulator.scenario import Scenario
@@ -53,12 +54,12 @@ class Fleet:
         listed = s3.list_objects_v2(Bucket=self.sim.engine.report_bucket)
         return sorted(o["Key"] for o in listed.get("Contents", []))
 
-    def run(self, execution_input: Any) -> Refusal:
+    def run(self, execution_input: Any, machine: str = "cluster_upgrade") -> Refusal:
         sim = self.sim
         assert sim.kube_server is not None
         calls, requests = len(sim.faults.calls), len(sim.kube_server.requests)
         log_start, keys = len(sim.lambda_log.getvalue()), set(self.report_keys())
-        result = sim.engine.run("cluster_upgrade", f"hostile-{next(_names):03d}", execution_input)
+        result = sim.engine.run(machine, f"hostile-{next(_names):03d}", execution_input)
         return Refusal(
             result,
             sim.faults.calls[calls:],
@@ -360,3 +361,81 @@ def test_a_200_kb_unknown_key_is_not_echoed_whole_into_the_cause(fleet):
     refusal = fleet.run({**VALID, "k" * HUNDREDS_OF_KB: True})
     assert_refused_without_change(refusal, "InvalidInput", no_aws_call=True)
     assert len(refusal.result.cause or "") < 4_096
+
+
+# -- the fleet workflow's input (statemachines/fleet_upgrade.asl.json): checked when the execution starts ----
+
+FLEET_CLUSTER = {"accountId": ACCOUNT, "region": REGION, "name": NAME, "fromVersion": "1.23"}
+OTHER_CLUSTER = {"accountId": ACCOUNT, "region": REGION, "name": NOT_ACTIVE, "fromVersion": "1.23"}
+WINDOW = {"days": ["SAT"], "start": "22:00", "durationMinutes": 240, "timezone": "Europe/Paris"}
+
+
+def in_window(**window: Any) -> dict[str, Any]:
+    return {**FLEET_CLUSTER, "maintenanceWindow": {**WINDOW, **window}}
+
+
+# (clusters, the JSON path the error names, the first position of a duplicate)
+FLEET_INPUTS = {
+    "the same cluster twice": (
+        [FLEET_CLUSTER, OTHER_CLUSTER, {**FLEET_CLUSTER, "maintenanceWindow": WINDOW}],
+        "$.clusters[2]",
+        "$.clusters[0]",
+    ),
+    "the same cluster twice in a row": ([OTHER_CLUSTER, OTHER_CLUSTER], "$.clusters[1]", "$.clusters[0]"),
+    "an unknown time zone": (
+        [in_window(timezone="Europe/Atlantis")],
+        "$.clusters[0].maintenanceWindow.timezone",
+        None,
+    ),
+    "a time zone that is a path": (
+        [in_window(timezone="../../etc/localtime")],
+        "$.clusters[0].maintenanceWindow.timezone",
+        None,
+    ),
+    "an empty time zone": ([in_window(timezone="")], "$.clusters[0].maintenanceWindow.timezone", None),
+    "a start at 24:00": ([in_window(start="24:00")], "$.clusters[0].maintenanceWindow.start", None),
+    "a start without its leading zero": (
+        [in_window(start="9:00")],
+        "$.clusters[0].maintenanceWindow.start",
+        None,
+    ),
+    "a day that is not a day": (
+        [in_window(days=["MONDAY"])],
+        "$.clusters[0].maintenanceWindow.days[0]",
+        None,
+    ),
+    "a window shorter than 15 minutes": (
+        [in_window(durationMinutes=10)],
+        "$.clusters[0].maintenanceWindow.durationMinutes",
+        None,
+    ),
+}
+
+
+@pytest.mark.parametrize(("clusters", "path", "duplicate_of"), FLEET_INPUTS.values(), ids=FLEET_INPUTS.keys())
+def test_a_fleet_input_refused_at_run_time_names_its_json_path_and_nothing_runs(
+    fleet, clusters, path, duplicate_of
+):
+    # Given a fleet input as a schedule or an operator would start it, with one mistake
+    sfn = fleet.sim.engine.client("stepfunctions")
+    children = len(
+        sfn.list_executions(stateMachineArn=fleet.sim.engine.state_machines["cluster_upgrade"])["executions"]
+    )
+    request = {"toVersion": "1.24", "clusters": clusters, "canary": {"size": 1}}
+    # When the fleet workflow starts with it
+    refusal = fleet.run(request, machine="fleet_upgrade")
+    # Then ValidateFleetInput refuses it, naming the JSON path (and the first position of a duplicate)
+    assert_refused_without_change(refusal, "InvalidFleetInput", no_aws_call=True)
+    _, details = UpgradeError.parse_message(json.loads(refusal.result.cause)["errorMessage"])
+    assert details["path"] == path, details
+    assert details.get("duplicateOf") == duplicate_of
+    # And nothing ran: the validation was the only step, and no cluster execution was started
+    assert refusal.result.lambda_invocations == 1
+    assert (
+        len(
+            sfn.list_executions(stateMachineArn=fleet.sim.engine.state_machines["cluster_upgrade"])[
+                "executions"
+            ]
+        )
+        == children
+    )

@@ -19,12 +19,18 @@ from simulator.faults import SimulatedLambdaCrash
 from simulator.scenario import Scenario
 from simulator.seed import account_session
 from simulator.simulation import ClusterRun, Simulation
+from tests.statemachine.cluster_runs import (
+    ACCOUNT,
+    ACK_BLOCKING_PDB,
+    NAME,
+    REGION,
+    assert_nothing_lost,
+    cordoned,
+    deployment,
+    failure_details,
+    lambda_outputs,
+)
 
-# The readiness gate blocks budgets that allow no eviction (GN007); these tests go ahead on purpose.
-ACK_BLOCKING_PDB = [{"rule": "GN007", "reason": "test: the drain must stop on it and name it"}]
-ACCOUNT = "111111111111"
-REGION = "eu-west-1"
-NAME = "payments-prod"
 AWS_AUTH = {
     "apiVersion": "v1",
     "kind": "ConfigMap",
@@ -66,31 +72,8 @@ def scenario(
     )
 
 
-def deployment(replicas: int, *, name: str = "api", **extra: Any) -> dict[str, Any]:
-    """A Deployment in the payments namespace, in the workload shorthand (``pdb=...`` adds its budget)."""
-    return {"kind": "Deployment", "name": name, "namespace": "payments", "replicas": replicas, **extra}
-
-
-def lambda_outputs(run: ClusterRun) -> list[dict[str, Any]]:
-    """What every successful Lambda invocation of the run returned, in order."""
-    return [
-        json.loads(e["lambdaFunctionSucceededEventDetails"]["output"])
-        for e in run.result.history
-        if e["type"] == "LambdaFunctionSucceeded"
-    ]
-
-
 def entered(run: ClusterRun) -> list[str]:
     return [name for _, name in run.result.states()]
-
-
-def assert_nothing_lost(run: ClusterRun) -> None:
-    invariants = run.invariants
-    assert (invariants["podsLost"], invariants["pdbViolations"], invariants["unexpectedDeletions"]) == (
-        0,
-        0,
-        0,
-    ), invariants
 
 
 def nodegroups_after(run: ClusterRun) -> dict[str, Any]:
@@ -99,22 +82,6 @@ def nodegroups_after(run: ClusterRun) -> dict[str, Any]:
 
 def runtimes(run: ClusterRun) -> dict[str, dict[str, int]]:
     return {g: e["runtimes"] for g, e in run.after["kubernetes"]["nodes"]["byNodegroup"].items()}
-
-
-def cordoned(sim: Simulation, group: str) -> list[str]:
-    world = sim.worlds[(ACCOUNT, REGION, NAME)]
-    return [
-        n["metadata"]["name"]
-        for n in world.list("Node")
-        if n["metadata"]["labels"].get("eks.amazonaws.com/nodegroup") == group
-        and n["spec"].get("unschedulable")
-    ]
-
-
-def failure_details(run: ClusterRun) -> dict[str, Any]:
-    failure = run.failure()
-    assert failure is not None
-    return failure["details"]
 
 
 # -- the happy path --------------------------------------------------------------------------------------
