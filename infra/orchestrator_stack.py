@@ -103,6 +103,10 @@ class OrchestratorStack(Stack):
         for step in STEPS:
             if step.writes_reports:
                 self.run_data.grant_report_writes(self.steps[step.name].role)
+            if step.idempotent:  # its Powertools idempotency records (upgrader/gateways/idempotency.py)
+                self.run_data.grant_idempotency_records(
+                    self.steps[step.name].role, config.step_resource_name(step.name)
+                )
 
         functions_by_arn_variable = {step.arn_variable: self.steps[step.name].function for step in STEPS}
         self.workflows: dict[str, Workflow] = {}

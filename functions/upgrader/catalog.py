@@ -19,6 +19,13 @@ class StepSpec:
     writes_reports: bool = False  # puts its report under reports/ in the orchestrator's reports bucket
     # Changes the cluster: re-checks the fleet's lease on it first (step_handler; reads the run table).
     holds_cluster_lock: bool = False
+    # Changes something once per state entry (a fleet cluster; the run table's locks and wave records; the
+    # fleet report's metrics): runs under Powertools idempotency keyed by the state entry, so a retry after
+    # a lost response returns the saved result instead of acting again (docs/architecture.md, Idempotency).
+    # Every ASL state invoking it wraps its input in the invocation envelope; step_handler refuses it
+    # without one. Not for read-only steps, nor for ReadinessCheck/VerifyUpgrade, whose only write
+    # overwrites a fixed report key (running them again gives the fresher verdict).
+    idempotent: bool = False
 
     @property
     def handler(self) -> str:
@@ -65,6 +72,7 @@ STEPS: tuple[StepSpec, ...] = (
         description="Creates (or adopts) the containerd twin of an old node group, with its launch template.",
         assumes_target_role=True,
         holds_cluster_lock=True,
+        idempotent=True,
     ),
     StepSpec(
         name="PollReplacementNodegroup",
@@ -77,6 +85,7 @@ STEPS: tuple[StepSpec, ...] = (
         package="abandon_replacement_nodegroup",
         description="Deletes a twin (ours only) that never became ready; the old group stays untouched.",
         assumes_target_role=True,
+        idempotent=True,
     ),
     StepSpec(
         name="PrepareDrain",
@@ -84,6 +93,7 @@ STEPS: tuple[StepSpec, ...] = (
         description="kubectl's refusals and the twin's capacity before any disruption; then cordons the old group.",
         assumes_target_role=True,
         holds_cluster_lock=True,
+        idempotent=True,
     ),
     StepSpec(
         name="DrainNodes",
@@ -91,12 +101,14 @@ STEPS: tuple[StepSpec, ...] = (
         description="One drain round: a batch of the old group's nodes, each pod evicted once (Eviction API).",
         assumes_target_role=True,
         holds_cluster_lock=True,
+        idempotent=True,
     ),
     StepSpec(
         name="RollbackDrain",
         package="rollback_drain",
         description="After a failed drain: uncordons (or keeps cordoned) the old nodes, and says where it stopped.",
         assumes_target_role=True,
+        idempotent=True,
     ),
     StepSpec(
         name="RetireNodegroup",
@@ -104,6 +116,7 @@ STEPS: tuple[StepSpec, ...] = (
         description="Deletes the old node group once no node of it runs a non-DaemonSet pod and its twin is up.",
         assumes_target_role=True,
         holds_cluster_lock=True,
+        idempotent=True,
     ),
     StepSpec(
         name="PollNodegroupDeletion",
@@ -117,6 +130,7 @@ STEPS: tuple[StepSpec, ...] = (
         description="Starts (or adopts) the one-minor control plane version update.",
         assumes_target_role=True,
         holds_cluster_lock=True,
+        idempotent=True,
     ),
     StepSpec(
         name="PollControlPlaneUpdate",
@@ -137,6 +151,7 @@ STEPS: tuple[StepSpec, ...] = (
         description="One pass of the add-on loop: starts each add-on's next version hop (PRESERVE) or polls it.",
         assumes_target_role=True,
         holds_cluster_lock=True,
+        idempotent=True,
     ),
     StepSpec(
         name="UpdateNodegroupVersions",
@@ -145,6 +160,7 @@ STEPS: tuple[StepSpec, ...] = (
         "one (a new launch template version with the target AMI for custom-AMI groups).",
         assumes_target_role=True,
         holds_cluster_lock=True,
+        idempotent=True,
     ),
     StepSpec(
         name="VerifyUpgrade",
@@ -178,12 +194,14 @@ STEPS: tuple[StepSpec, ...] = (
         package="acquire_cluster_lock",
         description="Takes the cluster's lease lock in the run table for this fleet run, or raises ClusterLocked.",
         assumes_target_role=False,
+        idempotent=True,
     ),
     StepSpec(
         name="ReleaseClusterLock",
         package="release_cluster_lock",
         description="Releases the cluster's lease lock if this fleet run holds it.",
         assumes_target_role=False,
+        idempotent=True,
     ),
     StepSpec(
         name="RequestWaveApproval",
@@ -196,6 +214,7 @@ STEPS: tuple[StepSpec, ...] = (
         package="evaluate_wave",
         description="Records a wave's outcome and stops the fleet when its failure tolerance is exceeded.",
         assumes_target_role=False,
+        idempotent=True,
     ),
     StepSpec(
         name="WriteFleetReport",
@@ -203,6 +222,7 @@ STEPS: tuple[StepSpec, ...] = (
         description="Writes the fleet report (JSON and Markdown) to the reports bucket.",
         assumes_target_role=False,
         writes_reports=True,
+        idempotent=True,
     ),
 )
 

@@ -61,6 +61,13 @@ class EksResourceBusy(RetryableError):
     resource is running (ours from a lost response is adopted before this is raised). Retried later."""
 
 
+class IdempotencyAlreadyInProgressError(RetryableError):
+    """Another attempt of the same state entry holds the step's idempotency record (Powertools): a retry
+    while the first attempt still runs, or after it crashed, until its in-progress window (the Lambda's
+    deadline) ends. Named as Powertools names it. Retried with a backoff that outlasts the window: then
+    the completed attempt's result is returned, or the crashed one's step runs for real."""
+
+
 # --- terminal --------------------------------------------------------------------------------
 class InvalidInput(TerminalError):
     """The execution input does not match the schema; nothing was called or changed."""
@@ -90,6 +97,13 @@ class ReadinessBlocked(TerminalError):
 
 class StepMisconfigured(TerminalError):
     """The step's environment lacks a setting it needs (a deployment error, not a cluster problem)."""
+
+
+class IdempotencyEnvelopeMissing(TerminalError):
+    """A step that changes something was invoked without the invocation envelope its ASL states pass
+    (``{"state": ..., "invocation": {executionId, stateName, enteredTime}}``): it refuses to run without
+    the idempotency that keys on it. A deployment error (a state machine out of step with the functions);
+    nothing was called or changed."""
 
 
 class ClusterNotActive(TerminalError):

@@ -50,6 +50,16 @@ class RunRef(StateModel):
     execution_name: str
 
 
+class Invocation(StateModel):
+    """Which state entry invokes a step that changes something (catalog ``idempotent``): the ASL passes
+    ``{"state": <the state's input>, "invocation": {...}}``, with these from the context object. Retries of
+    one entry keep ``enteredTime``; a loop or a redrive enters the state anew. The idempotency key's scope."""
+
+    execution_id: str = Field(min_length=1)
+    state_name: str = Field(min_length=1)
+    entered_time: str = Field(min_length=1)
+
+
 class Acknowledgment(StateModel):
     """An operator's decision to go ahead despite every blocking finding of one readiness rule."""
 

@@ -33,6 +33,9 @@ class Settings(BaseModel):
     # Retry-After, 5xx, connection errors; never an eviction). What is still failing is raised as a
     # named retryable error and retried by the state machine.
     kubernetes_max_retries: int = Field(default=3, ge=0, le=10)
+    # The orchestrator's run table (central account): the fleet's locks, wave records and approvals, and
+    # the idempotency records of the steps that change something (upgrader/gateways/idempotency.py).
+    run_table_name: str = Field(default="", max_length=255)
 
     @classmethod
     def load(cls, environ: Mapping[str, str] | None = None) -> Settings:

@@ -1,7 +1,9 @@
 """Where upgrade runs keep their state, reports, notifications and logs, all under one customer-managed key.
 
 * Run table (DynamoDB): run state and per-cluster locks; ``pk``/``sk`` strings, on-demand, point-in-time
-  recovery, deletion protection.
+  recovery, deletion protection. The idempotency records of the steps that change something live there too
+  (``pk = idempotency#<function name>``), deleted by DynamoDB's TTL on ``expiration`` a day after they are
+  written (only those records carry that attribute).
 * Reports bucket (S3): KMS, TLS only, public access blocked, versioned, server access logs to a separate
   logs bucket (SSE-S3, because S3 log delivery cannot write to SSE-KMS buckets).
 * Notifications topic (SNS): KMS, TLS only.
@@ -59,6 +61,11 @@ LOGS_SERVICE_ACTIONS = (
     "kms:Describe*",
 )
 REPORTS_PREFIX = "reports/"  # where steps put run reports (upgrader.readiness_check.report_location)
+# The run table's TTL attribute: the idempotency records' expiry (upgrader.gateways.idempotency.EXPIRY_ATTRIBUTE;
+# tests/infra/test_infra_idempotency.py keeps the two in step).
+TTL_ATTRIBUTE = "expiration"
+IDEMPOTENCY_PARTITION_PREFIX = "idempotency#"  # upgrader.gateways.idempotency.PARTITION_PREFIX
+IDEMPOTENCY_ACTIONS = ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem")
 
 
 def log_group_name_patterns(resource_prefix: str) -> tuple[str, ...]:
@@ -122,6 +129,7 @@ class RunData(Construct):
             ),
             deletion_protection=True,
             removal_policy=RemovalPolicy.RETAIN,
+            time_to_live_attribute=TTL_ATTRIBUTE,
         )
 
         self.access_logs_bucket = s3.Bucket(
@@ -157,6 +165,31 @@ class RunData(Construct):
             display_name="EKS fleet upgrader notifications",
             master_key=self.key,
             enforce_ssl=True,
+        )
+
+    def grant_idempotency_records(self, role: iam.IRole, function_name: str) -> None:
+        """Item access to the function's own idempotency records in the run table, nothing else of it: the
+        ``dynamodb:LeadingKeys`` condition pins the partition key to ``idempotency#<function name>`` (Powertools'
+        static partition key with a sort key). And the table's key, only through DynamoDB."""
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                sid="IdempotencyRecords",
+                actions=list(IDEMPOTENCY_ACTIONS),
+                resources=[self.table.table_arn],
+                conditions={
+                    "ForAllValues:StringEquals": {
+                        "dynamodb:LeadingKeys": [f"{IDEMPOTENCY_PARTITION_PREFIX}{function_name}"]
+                    }
+                },
+            )
+        )
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                sid="IdempotencyRecordsKey",
+                actions=["kms:Decrypt", "kms:GenerateDataKey"],
+                resources=[self.key.key_arn],
+                conditions={"StringEquals": {"kms:ViaService": f"dynamodb.{Aws.REGION}.amazonaws.com"}},
+            )
         )
 
     def grant_report_writes(self, role: iam.IRole) -> None:

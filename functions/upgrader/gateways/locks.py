@@ -26,9 +26,9 @@ LOCK_SORT_KEY = "LOCK"
 
 
 class FleetStepSettings(Settings):
-    """The fleet steps' environment: the common settings plus the run table's name."""
+    """The fleet steps' environment: the common settings (the run table's name among them) plus the
+    cluster workflow's state machine."""
 
-    run_table_name: str = Field(default="", max_length=255)
     # The cluster workflow the fleet starts as child executions (PlanFleetWaves puts it in the plan).
     cluster_state_machine_arn: str = Field(default="", max_length=2048)
 
