@@ -30,10 +30,13 @@ from fleetctl.deployment import CONSOLE, Deployment, OperatorError, add_common_o
 from fleetctl.progress import CLUSTER_MILESTONES, FleetProgress
 
 EXIT_OK, EXIT_FAILED, EXIT_INVALID, EXIT_APPROVAL_TIMEOUT, EXIT_ERROR = 0, 1, 2, 3, 4
-COMMANDS = ("start", "plan", "status", "watch", "report", "approve", "fleet")
+COMMANDS = ("start", "plan", "status", "watch", "report", "approve", "redrive", "fleet")
 EXECUTION_NAME = re.compile(r"^[A-Za-z0-9_-]{1,80}$")
 APPROVAL_REJECTED = "FleetApprovalRejected"  # the error RecordRejection expects (docs/fleet.md)
 OK_OUTCOMES = frozenset({"SUCCEEDED", "PLANNED", "SKIPPED"})
+REDRIVABLE = frozenset({"FAILED", "TIMED_OUT", "ABORTED"})
+# The fleet's own stops (docs/fleet.md): decisions, not outages. A redrive would replay them and stop again.
+TERMINAL_FLEET_ERRORS = frozenset({"FleetToleranceExceeded", APPROVAL_REJECTED, "InvalidFleetInput"})
 
 
 class InputProblem(Exception):
@@ -378,6 +381,43 @@ def cmd_approve(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_redrive(args: argparse.Namespace) -> int:
+    """RedriveExecution: a fleet FAILED by an outage (a step's retries exhausted) continues at the failed
+    step; the clusters it had finished are not touched again (docs/operations.md, "Redrive")."""
+    deployment = Deployment.from_args(args)
+    arn = deployment.execution_arn(args.execution)
+    sfn = deployment.client("stepfunctions")
+    try:
+        described = sfn.describe_execution(executionArn=arn)
+    except ClientError as error:
+        raise OperatorError(f"no fleet execution {arn}: {error}") from error
+    if described["status"] not in REDRIVABLE:
+        raise OperatorError(
+            f"fleet {described['name']} is {described['status']}: only a FAILED, TIMED_OUT or ABORTED "
+            "execution can be redriven"
+        )
+    if described.get("error") in TERMINAL_FLEET_ERRORS:
+        raise OperatorError(
+            f"fleet {described['name']} stopped on purpose ({described['error']}): a redrive would stop "
+            "again; start a new fleet run for the clusters that are left"
+        )
+    try:
+        sfn.redrive_execution(executionArn=arn)
+    except ClientError as error:
+        raise OperatorError(f"fleet {described['name']} cannot be redriven: {error}") from error
+    say(f"redriven {arn}", flush=True)
+    if not args.wait:
+        return EXIT_OK
+    return follow(
+        deployment,
+        arn,
+        interval=args.interval,
+        approval_timeout=args.approval_timeout,
+        out=CONSOLE.stdout,
+        err=CONSOLE.stderr,
+    )
+
+
 # --- the parser ----------------------------------------------------------------------------------------
 def _run(handler: Any) -> Any:
     def run(args: argparse.Namespace) -> int:
@@ -451,5 +491,13 @@ def add_parsers(commands: Any) -> None:
     approve.add_argument("--by", help="who answers (default: the caller's AWS identity)")
     add_common_options(approve, state_machine=True, table=True)
     approve.set_defaults(func=_run(cmd_approve))
+
+    redrive = commands.add_parser(
+        "redrive", help="continue a fleet execution that an outage failed, from the failed step"
+    )
+    redrive.add_argument("execution")
+    _follow_options(redrive)
+    add_common_options(redrive, state_machine=True, table=False)
+    redrive.set_defaults(func=_run(cmd_redrive))
 
     registry.add_parser(commands, _run)

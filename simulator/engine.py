@@ -29,6 +29,9 @@ tests/integration/test_engine.py fails loudly if a patched attribute moves). Its
    SendTaskSuccess/SendTaskFailure; ``StepFunctionResponse.send_task_failure`` passes the ``cause``
    on (moto drops it).
 
+9. Redrive (simulator/redrive.py, its own patch points): ``RedriveExecution`` by journal and replay,
+   which moto's interpreter does not have.
+
 Everything else (JSONPath, Choice, Retry/Catch matching, error names from Lambda's ``errorType``,
 the history) is moto's interpreter, a port of LocalStack's, unchanged.
 """
@@ -93,6 +96,7 @@ from moto.stepfunctions.responses import StepFunctionResponse
 from moto.utilities.collections import select_from_typed_dict
 from upgrader.catalog import STEPS
 
+from simulator import redrive
 from simulator.clock import Gate, VirtualClock
 
 PINNED_MOTO = "5.2.5"
@@ -275,6 +279,11 @@ class ExecutionEnds:
         for gate, event in waiting:
             self._clock.open(gate)  # the waiter is runnable before this execution's flow ends
             event.set()
+
+    def restarted(self, execution_arn: str) -> None:
+        """A redriven execution runs again: sync tasks wait for its new end."""
+        with self._lock:
+            self._ended.discard(execution_arn)
 
     def wait(self, execution_arn: str) -> None:
         with self._lock:
@@ -531,6 +540,8 @@ def moto_patches(
         (CallbackEndpoint, "wait", endpoint_wait),
         (CallbackEndpoint, "notify", endpoint_notify),
         (StepFunctionResponse, "send_task_failure", send_task_failure),
+        # 9. Redrive
+        *redrive.patches(redrive.Journal(), ends.restarted, clock.datetime),
     ]
     # Saved from the class __dict__ (not getattr) so staticmethods and inherited attributes come back
     # exactly as they were: an attribute a class did not define itself is deleted again on exit.
@@ -578,6 +589,7 @@ PATCH_POINTS: tuple[tuple[Any, str], ...] = (
     (CallbackEndpoint, "wait"),
     (CallbackEndpoint, "notify"),
     (StepFunctionResponse, "send_task_failure"),
+    *redrive.PATCH_POINTS,
 )
 
 
@@ -743,6 +755,16 @@ class LocalEngine:
         started_at = self.clock.now()
         first_invocation = len(self.runtime.invocations)
         result = self.wait(self.start(machine, name, execution_input), started_at, real_timeout)
+        result.invocations = self.runtime.invocations[first_invocation:]
+        return result
+
+    def redrive(self, execution_arn: str, real_timeout: float = 120.0) -> ExecutionResult:
+        """RedriveExecution (simulator/redrive.py) and wait: the result's history is the whole
+        history (every attempt); its invocations are the redriven attempt's."""
+        started_at = self.clock.now()
+        first_invocation = len(self.runtime.invocations)
+        self.client("stepfunctions").redrive_execution(executionArn=execution_arn)
+        result = self.wait(execution_arn, started_at, real_timeout)
         result.invocations = self.runtime.invocations[first_invocation:]
         return result
 

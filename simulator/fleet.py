@@ -200,6 +200,12 @@ class FleetDriver:
         started_at, first_call = self.engine.clock.now(), len(self.sim.faults.calls)
         return self.finish(self.start(name, request), started_at, first_call)
 
+    def redrive(self, execution_arn: str) -> FleetRun:
+        """RedriveExecution of a failed fleet execution, to its new end."""
+        started_at, first_call = self.engine.clock.now(), len(self.sim.faults.calls)
+        self.engine.client("stepfunctions").redrive_execution(executionArn=execution_arn)
+        return self.finish(execution_arn, started_at, first_call)
+
     def _object(self, key: str) -> str | None:
         s3 = self.engine.client("s3")
         try:

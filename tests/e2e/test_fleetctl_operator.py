@@ -1,4 +1,4 @@
-"""The operator commands (fleetctl start, plan, status, watch, report, approve, fleet) against moto: the real
+"""The operator commands (fleetctl start, plan, status, watch, report, approve, redrive, fleet) against moto: the real
 statemachines/fleet_upgrade.asl.json runs on the local engine over a simulated fleet (simulator/fleet.py),
 and fleetctl reaches it through boto3 exactly as it reaches a real account."""
 
@@ -74,9 +74,9 @@ def version(sim: Simulation, key: str) -> str:
     raise KeyError(key)
 
 
-def executions(sim: Simulation) -> list[dict]:
+def executions(sim: Simulation, machine: str = "fleet_upgrade") -> list[dict]:
     sfn = sim.engine.client("stepfunctions")
-    return sfn.list_executions(stateMachineArn=sim.engine.state_machines["fleet_upgrade"])["executions"]
+    return sfn.list_executions(stateMachineArn=sim.engine.state_machines[machine])["executions"]
 
 
 def test_invalid_input_exits_2_naming_the_json_path_before_any_aws_call(tmp_path):
@@ -345,3 +345,53 @@ def test_the_stack_tells_fleetctl_where_the_state_machine_and_the_run_table_are(
         missing = fleetctl("status", "f1", "--region", "us-east-1")
         assert missing.code == 4
         assert "arn:aws:states:us-east-1:123456789012:execution:fleet:f1" in missing.err
+
+
+def test_redrive_continues_a_fleet_an_outage_failed_and_refuses_what_cannot_be_redriven(sim, where, tmp_path):
+    # Given a fleet whose report cannot be written: S3 refuses WriteFleetReport's calls for longer than its
+    # retries cover, so the execution FAILS after its clusters are done
+    document = {
+        "fromVersion": "1.23",
+        "toVersion": "1.24",
+        "clusters": [cluster(GOOD_1), cluster(GOOD_3)],
+        "waves": [{"name": "all"}],
+    }
+    outage = {"on": True}
+    sim.outage("s3", lambda function: outage["on"] and function == "WriteFleetReport")
+    failed = fleetctl(
+        "start", "--input", write(tmp_path, document), "--name", "outage", "--wait", *FAST, *where
+    )
+    assert failed.code == 1, failed.out + failed.err
+    assert "fleet outage: FAILED (AwsThrottled" in failed.out
+    children = len(executions(sim, "cluster_upgrade"))
+
+    # When S3 is back and the operator redrives it
+    outage["on"] = False
+    redriven = fleetctl("redrive", "outage", "--wait", *FAST, *where)
+
+    # Then it continues at the report and ends well, without running a cluster again
+    assert redriven.code == 0, redriven.out + redriven.err
+    assert "fleet outage: SUCCEEDED" in redriven.out
+    assert len(executions(sim, "cluster_upgrade")) == children
+    assert {version(sim, GOOD_1), version(sim, GOOD_3)} == {"1.24"}
+    assert json.loads(fleetctl("report", "outage", "--format", "json", *where).out)["outcome"] == "SUCCEEDED"
+    # And a succeeded execution, or one the fleet stopped on purpose, is not redriven (exit 4, why)
+    again = fleetctl("redrive", "outage", *where)
+    assert again.code == 4 and "only a FAILED, TIMED_OUT or ABORTED" in again.err
+
+
+def test_a_fleet_stopped_on_purpose_is_not_redriven(sim, where, tmp_path):
+    document = {
+        "fromVersion": "1.23",
+        "toVersion": "1.24",
+        "clusters": [cluster(BAD_1), cluster(GOOD_1)],
+        "canary": {"size": 1},
+        "waves": [{"name": "rest"}],
+    }
+    stopped = fleetctl(
+        "start", "--input", write(tmp_path, document), "--name", "canary-failed", "--wait", *FAST, *where
+    )
+    assert stopped.code == 1 and "FleetToleranceExceeded" in stopped.out
+    refused = fleetctl("redrive", "canary-failed", *where)
+    assert refused.code == 4 and "stopped on purpose (FleetToleranceExceeded)" in refused.err
+    assert version(sim, GOOD_1) == "1.23"
