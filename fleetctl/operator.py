@@ -329,16 +329,21 @@ def cmd_report(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _describe(deployment: Deployment, execution: str) -> tuple[Any, str, dict[str, Any]]:
+    """The Step Functions client, the execution's ARN (from a name or an ARN) and DescribeExecution."""
+    arn = deployment.execution_arn(execution)
+    sfn = deployment.client("stepfunctions")
+    try:
+        return sfn, arn, sfn.describe_execution(executionArn=arn)
+    except ClientError as error:
+        raise OperatorError(f"no fleet execution {arn}: {error}") from error
+
+
 def cmd_approve(args: argparse.Namespace) -> int:
     if args.reject and not args.reason:
         raise InputProblem("--reject needs --reason (it is recorded as the wave's rejection)")
     deployment = Deployment.from_args(args)
-    arn = deployment.execution_arn(args.execution)
-    sfn = deployment.client("stepfunctions")
-    try:
-        described = sfn.describe_execution(executionArn=arn)
-    except ClientError as error:
-        raise OperatorError(f"no fleet execution {arn}: {error}") from error
+    sfn, _, described = _describe(deployment, args.execution)
     if described["status"] != "RUNNING":
         raise OperatorError(f"fleet {described['name']} is {described['status']}: nothing waits for approval")
     fleet, table = described["name"], deployment.run_table()
@@ -385,12 +390,7 @@ def cmd_redrive(args: argparse.Namespace) -> int:
     """RedriveExecution: a fleet FAILED by an outage (a step's retries exhausted) continues at the failed
     step; the clusters it had finished are not touched again (docs/operations.md, "Redrive")."""
     deployment = Deployment.from_args(args)
-    arn = deployment.execution_arn(args.execution)
-    sfn = deployment.client("stepfunctions")
-    try:
-        described = sfn.describe_execution(executionArn=arn)
-    except ClientError as error:
-        raise OperatorError(f"no fleet execution {arn}: {error}") from error
+    sfn, arn, described = _describe(deployment, args.execution)
     if described["status"] not in REDRIVABLE:
         raise OperatorError(
             f"fleet {described['name']} is {described['status']}: only a FAILED, TIMED_OUT or ABORTED "

@@ -35,6 +35,8 @@ STEP_SETTINGS_DEFAULTS: dict[str, str] = {
     "POLL_STRATEGY": "adaptive",
     "FIXED_POLL_SECONDS": "30",
     "KUBERNETES_MAX_RETRIES": "3",
+    # Events a cluster execution may reach before its loops stop it (upgrader/gateways/execution_history.py).
+    "HISTORY_EVENT_BUDGET": "20000",
 }
 
 # --- Step Functions -----------------------------------------------------------------------------------

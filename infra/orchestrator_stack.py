@@ -138,7 +138,13 @@ class OrchestratorStack(Stack):
             )
             grant_child_history_reads(
                 (self.steps[name].role for name in HISTORY_READ_STEPS if name in self.steps),
-                self.workflows["cluster_upgrade"].state_machine,
+                f"{config.resource_prefix}-cluster-upgrade",
+                self.run_data.key,
+            )
+        if "cluster_upgrade" in self.workflows:
+            # The loops' steps read their own execution's history size (upgrader/gateways/execution_history.py).
+            grant_child_history_reads(
+                (self.steps[step.name].role for step in STEPS if step.looping),
                 f"{config.resource_prefix}-cluster-upgrade",
                 self.run_data.key,
             )

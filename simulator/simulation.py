@@ -129,7 +129,14 @@ def execution_name(scenario: Scenario, account: AccountSpec, cluster: ClusterSpe
 
 
 class Simulation(contextlib.AbstractContextManager["Simulation"]):
-    def __init__(self, scenario: Scenario, aws_max_attempts: int = 1) -> None:
+    def __init__(
+        self,
+        scenario: Scenario,
+        aws_max_attempts: int = 1,
+        function_environment: dict[str, str] | None = None,
+    ) -> None:
+        """``function_environment``: more variables for every function (e.g. a lowered
+        HISTORY_EVENT_BUDGET), over the simulator's own."""
         self.scenario = scenario
         self.clock = VirtualClock()
         self.lambda_log = io.StringIO()
@@ -168,7 +175,8 @@ class Simulation(contextlib.AbstractContextManager["Simulation"]):
                 "POWERTOOLS_TRACE_DISABLED": "true",
                 "POWERTOOLS_METRICS_NAMESPACE": "EksFleetUpgrader",
                 "LOG_LEVEL": "INFO",
-            },
+            }
+            | (function_environment or {}),
         )
         self.engine.runtime.around_invoke.append(self.faults.step)
         self.engine.runtime.after_invoke.append(self._announce_planned_deletions)

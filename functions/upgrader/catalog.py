@@ -26,6 +26,10 @@ class StepSpec:
     # without one. Not for read-only steps, nor for ReadinessCheck/VerifyUpgrade, whose only write
     # overwrites a fixed report key (running them again gives the fresher verdict).
     idempotent: bool = False
+    # Runs once per round of one of the cluster workflow's loops (poll, drain, verify): checks first that
+    # the execution's history is below its budget (upgrader/gateways/execution_history.py), so however
+    # long the loops, the execution stops with a named error before Step Functions' 25,000-event quota.
+    looping: bool = False
 
     @property
     def handler(self) -> str:
@@ -79,6 +83,7 @@ STEPS: tuple[StepSpec, ...] = (
         package="poll_replacement_nodegroup",
         description="Waits for the twin: ACTIVE with every node Ready on containerd, or not ready by its deadline.",
         assumes_target_role=True,
+        looping=True,
     ),
     StepSpec(
         name="AbandonReplacementNodegroup",
@@ -102,6 +107,7 @@ STEPS: tuple[StepSpec, ...] = (
         assumes_target_role=True,
         holds_cluster_lock=True,
         idempotent=True,
+        looping=True,
     ),
     StepSpec(
         name="RollbackDrain",
@@ -123,6 +129,7 @@ STEPS: tuple[StepSpec, ...] = (
         package="poll_nodegroup_deletion",
         description="Waits until a node group being deleted is gone.",
         assumes_target_role=True,
+        looping=True,
     ),
     StepSpec(
         name="StartControlPlaneUpdate",
@@ -137,6 +144,7 @@ STEPS: tuple[StepSpec, ...] = (
         package="poll_control_plane_update",
         description="Describes the control plane update and computes the next wait.",
         assumes_target_role=True,
+        looping=True,
     ),
     StepSpec(
         name="PlanVersionUpdate",
@@ -152,6 +160,7 @@ STEPS: tuple[StepSpec, ...] = (
         assumes_target_role=True,
         holds_cluster_lock=True,
         idempotent=True,
+        looping=True,
     ),
     StepSpec(
         name="UpdateNodegroupVersions",
@@ -161,6 +170,7 @@ STEPS: tuple[StepSpec, ...] = (
         assumes_target_role=True,
         holds_cluster_lock=True,
         idempotent=True,
+        looping=True,
     ),
     StepSpec(
         name="VerifyUpgrade",
@@ -168,6 +178,7 @@ STEPS: tuple[StepSpec, ...] = (
         description="Post-upgrade verification (nodes, workloads, dockershim, add-ons); writes the upgrade report.",
         assumes_target_role=True,
         writes_reports=True,
+        looping=True,
     ),
     # Fleet workflow (statemachines/fleet_upgrade.asl.json, docs/fleet.md). The run-table steps are listed
     # in infra/catalog.py (RUN_TABLE_STEPS) for their DynamoDB grants.

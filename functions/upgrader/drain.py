@@ -17,12 +17,17 @@ raises :class:`DrainTimedOut` naming every blocking pod and its budget; ``force`
 
 Pacing, the budgets' own rhythm: a budget that refuses because pods *this drain* evicted are still
 starting will say yes as soon as their replacements are Ready, so the next round comes exactly then
-(the replacement start time this drain observed, 15 s before any observation, then 5 s polls) with
-no backoff; only a budget that refuses with nothing of ours in flight (a stuck budget, throttling)
+(the replacement start time this drain observed, 15 s before any observation; once they are overdue,
+polls from 5 s lengthening with the delay to 60 s) with no backoff; only a budget that refuses with nothing of ours in flight (a stuck budget, throttling)
 backs off (10, 20, 40, 60 s). Within a round, once a budget refuses a pod, the other pods of the
 same controller are not asked again until the next round (the answer would be the same 429). A
 batch of several nodes (``batchSize: "100%"``) therefore drains at the pace the budgets allow, one
 wave of evictions per replacement start time, and one invocation per wave.
+
+A batch whose replacements never become Ready stops at its deadline naming them, with the scheduler's
+reason (no capacity: pressure, taints). However long the deadlines, a round that finds the execution's
+history near its limit stops the drain like any failure (``ExecutionHistoryBudgetExhausted``, checked
+for every looping step by ``step_handler``).
 
 Every round re-reads the cluster: a retried, crashed or redriven invocation continues from what is
 actually there, never from a stale count.
@@ -62,7 +67,12 @@ from upgrader.migration_models import (
     PlannedDeletion,
 )
 from upgrader.polling import WaitPlan
-from upgrader.versions import DRAIN, DRAIN_MAX_BACKOFF_SECONDS, DRAIN_PACING_POLL_SECONDS, OperationTiming
+from upgrader.versions import (
+    DRAIN,
+    DRAIN_MAX_BACKOFF_SECONDS,
+    DRAIN_PACING_POLL_SECONDS,
+    OperationTiming,
+)
 
 PodVerdict = Literal[
     "evict", "finished", "mirror", "daemonset", "terminating", "refuse-emptydir", "refuse-unmanaged"
@@ -299,6 +309,7 @@ def _blocked_message(blocking: list[BlockingPod]) -> str:
             "MultipleBudgets": f"several budgets: {b.budget or 'unnamed'}",
             "Throttled": "API throttling",
             "ReplacementNotReady": "replacement not Ready",
+            "Pending": f"Pending: {b.message}" if b.message else "Pending",
         }[b.reason]
         return f"{b.namespace}/{b.name} on {b.node} ({why})"
 
@@ -336,11 +347,15 @@ def _next_wait(
 
 def paced_wait(now: int, in_flight_since: int | None, expected: int) -> int | None:
     """Seconds until replacements started at ``in_flight_since`` (the drain's clock) are expected
-    Ready; once overdue, a short poll. None when nothing is in flight."""
+    Ready; once overdue, a short poll that lengthens with the delay (5, 5, 10, 20, 40, then 60 s):
+    late replacements are seen soon, replacements that do not come cost few rounds. None when nothing
+    is in flight."""
     if in_flight_since is None:
         return None
     due = in_flight_since + expected - now
-    return due if due > 0 else DRAIN_PACING_POLL_SECONDS
+    if due > 0:
+        return due
+    return min(DRAIN_MAX_BACKOFF_SECONDS, max(DRAIN_PACING_POLL_SECONDS, -due))
 
 
 def _owner_ref(pod: PodInfo) -> OwnerRef:
@@ -436,7 +451,7 @@ def drain_step(kube: ClusterNodesGateway, request: GroupRequest, plan: WaitPlan)
                         reason="ReplacementNotReady",
                     )
                     for o in waiting
-                ]
+                ] + _pending_replacements(waiting, pods)
                 raise _timed_out(request, batch, blocking, batch_waited, counters)
             return progress(
                 "WaitingForReplacements",
@@ -552,6 +567,27 @@ def drain_step(kube: ClusterNodesGateway, request: GroupRequest, plan: WaitPlan)
         blocking_total=len(blocking),
         blocked_polls=0 if paced else stuck_polls,
     )
+
+
+def _pending_replacements(waiting: list[OwnerRef], pods: list[PodInfo]) -> list[BlockingPod]:
+    """The replacement pods of ``waiting`` controllers the scheduler has not placed, with its reason
+    (no capacity left: pressure, taints, requests), named when the drain stops for them."""
+    uids = {o.uid for o in waiting}
+    return [
+        BlockingPod(
+            namespace=p.namespace,
+            name=p.name,
+            node=p.node or "(not scheduled)",
+            reason="Pending",
+            message=(f"Unschedulable: {p.unschedulable}" if p.unschedulable else "not Ready")[:200],
+        )
+        for p in pods
+        if p.owner is not None
+        and p.owner.uid in uids
+        and p.phase == "Pending"
+        and not p.deleting
+        and (p.unschedulable or not p.node)
+    ]
 
 
 def _timed_out(

@@ -182,6 +182,14 @@ class DrainTimedOut(TerminalError):
     """A node did not drain by its deadline; the details name every blocking pod and its budget."""
 
 
+class ExecutionHistoryBudgetExhausted(TerminalError):
+    """The execution's history reached its budget (Settings.history_event_budget, 20,000 of Step
+    Functions' 25,000 events) in one of the workflow's loops: an extraordinarily long drain or wait, or
+    very many node groups. Stopped as a named error, so the drain's rollback runs, instead of the quota
+    failing the execution with nothing rolled back. Running the upgrade again continues in a new execution
+    from the cluster as it is."""
+
+
 class PodDisruptionBudgetMisconfigured(TerminalError):
     """Pods the drain must move are selected by more than one PodDisruptionBudget: the Eviction API
     answers 500 for them whatever the wait. Stopped at once (then rolled back like any drain failure);

@@ -101,7 +101,7 @@ class BlockingPod(StateModel):
     namespace: str
     name: str
     node: str
-    reason: Literal["DisruptionBudget", "MultipleBudgets", "Throttled", "ReplacementNotReady"]
+    reason: Literal["DisruptionBudget", "MultipleBudgets", "Throttled", "ReplacementNotReady", "Pending"]
     budget: str | None = None
     message: str = ""
 

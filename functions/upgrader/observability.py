@@ -75,12 +75,14 @@ def step_handler(
     returns it dumped to JSON. Errors from the error tree propagate with their class name, which
     is what the ASL's Retry/Catch match.
 
-    A step the catalog marks ``idempotent`` takes its state inside the invocation envelope and runs
+    A step the catalog marks ``looping`` first checks its execution's history is under its budget
+    (upgrader/gateways/execution_history.py). A step the catalog marks ``idempotent`` takes its state inside the invocation envelope and runs
     under Powertools idempotency keyed by the state entry (upgrader/gateways/idempotency.py): a retry
     of an entry whose attempt completed returns that attempt's output and changes nothing again.
     """
     spec = STEPS_BY_NAME.get(step)
     idempotent = spec is not None and spec.idempotent
+    looping = spec is not None and spec.looping
 
     def decorate(fn: Callable[[In], StateModel]) -> Callable[..., Any]:
         @functools.wraps(fn)
@@ -112,6 +114,11 @@ def step_handler(
             tracer.put_annotation("step", step)
 
             def call_step() -> dict[str, Any]:
+                if looping:
+                    # Imported here: only the loops' steps read their execution's history.
+                    from upgrader.gateways.execution_history import ensure_history_budget
+
+                    ensure_history_budget(step, getattr(parsed, "run", None), Settings.load())
                 ensure_lease_held(step, parsed)
                 return fn(parsed).dump()
 

@@ -36,6 +36,10 @@ class Settings(BaseModel):
     # The orchestrator's run table (central account): the fleet's locks, wave records and approvals, and
     # the idempotency records of the steps that change something (upgrader/gateways/idempotency.py).
     run_table_name: str = Field(default="", max_length=255)
+    # A looping step stops the execution (ExecutionHistoryBudgetExhausted) once its history has this many
+    # events: Step Functions fails an execution at 25,000 (a quota no Catch sees, so nothing would be rolled
+    # back); the 5,000 left cover the rollback and the states after it. Lowered only by tests.
+    history_event_budget: int = Field(default=20_000, ge=50, le=24_000)
 
     @classmethod
     def load(cls, environ: Mapping[str, str] | None = None) -> Settings:

@@ -212,8 +212,10 @@ NODEGROUP_DELETE = OperationTiming(first_wait_seconds=120, poll_seconds=30, max_
 # again with backoff (10 s doubling, at most 60 s). The cap is the input's nodeTimeoutSeconds.
 DRAIN = OperationTiming(first_wait_seconds=15, poll_seconds=10, max_wait_seconds=900)
 DRAIN_MAX_BACKOFF_SECONDS = 60
-# Once evicted pods' replacements are overdue, how often the drain looks again (the expected start time
-# itself comes from DRAIN before any observation, then from the drain's own waves).
+# Once evicted pods' replacements are overdue, how often the drain looks again at first (the expected start
+# time itself comes from DRAIN before any observation, then from the drain's own waves); the longer they are
+# overdue, the longer the wait (as long as they are overdue, at most DRAIN_MAX_BACKOFF_SECONDS): replacements
+# that do not come (no capacity) cost a few rounds an hour, not one every 5 s.
 DRAIN_PACING_POLL_SECONDS = 5
 # Observed: an EKS add-on update is ACTIVE again in 1 to 3 minutes.
 ADDON_UPDATE = OperationTiming(first_wait_seconds=60, poll_seconds=20, max_wait_seconds=1800)

@@ -143,11 +143,12 @@ def grant_registry_reads(roles: Iterable[iam.IRole], table: dynamodb.ITable, key
 HISTORY_READ_STEPS = ("WriteFleetReport",)
 
 
-def grant_child_history_reads(
-    roles: Iterable[iam.IRole], cluster: sfn.StateMachine, cluster_name: str, key: kms.IKey
-) -> None:
+def grant_child_history_reads(roles: Iterable[iam.IRole], cluster_name: str, key: kms.IKey) -> None:
     """GetExecutionHistory on the cluster workflow's executions (read-only), and the data key for that
-    state machine only (its history is encrypted with it)."""
+    state machine only (its history is encrypted with it). The state machine is named, not referenced:
+    the cluster workflow's own looping steps get this grant too (their execution's history size,
+    upgrader/gateways/execution_history.py), and a reference would make a cycle (state machine ->
+    function -> role policy -> state machine)."""
     executions = f"arn:{Aws.PARTITION}:states:{Aws.REGION}:{Aws.ACCOUNT_ID}:execution:{cluster_name}:*"
     for role in roles:
         role.add_to_principal_policy(
@@ -162,7 +163,9 @@ def grant_child_history_reads(
                 resources=[key.key_arn],
                 conditions={
                     "StringEquals": {
-                        "kms:EncryptionContext:aws:states:stateMachineArn": cluster.state_machine_arn
+                        "kms:EncryptionContext:aws:states:stateMachineArn": cluster_state_machine_arn(
+                            cluster_name
+                        )
                     }
                 },
             )

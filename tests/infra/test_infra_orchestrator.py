@@ -242,6 +242,12 @@ def test_only_report_writing_steps_may_write_reports_and_nothing_else_touches_th
             expected |= {"dynamodb:Scan", "kms:Decrypt"}
         if name in HISTORY_READ_STEPS:  # the fleet report's timeline: the cluster executions' histories
             expected |= {"states:GetExecutionHistory", "kms:Decrypt"}
+        if STEPS_BY_NAME[name].looping:  # its own execution's history size (execution_history.py)
+            expected |= {"states:GetExecutionHistory", "kms:Decrypt"}
+            [history] = [s for s in statements if "states:GetExecutionHistory" in cfn.as_list(s["Action"])]
+            assert cfn.render(history["Resource"]).endswith(
+                f":execution:{fleet_config.resource_prefix}-cluster-upgrade:*"
+            ), name
         if name in writers:
             expected |= {"s3:PutObject", "kms:GenerateDataKey"}
         if STEPS_BY_NAME[name].idempotent:  # its own idempotency records (test_infra_idempotency.py)

@@ -10,8 +10,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-import pytest
 from upgrader.models import MigrationOptions
+from upgrader.settings import Settings
 from upgrader.versions import DRAIN_PACING_POLL_SECONDS, NODEGROUP_CREATE
 
 from simulator.kube.world import NODEGROUP_LABEL, KubeWorld
@@ -250,7 +250,7 @@ def test_capacity_vanishing_mid_drain_stops_it_before_another_node_and_loses_not
     assert (details["stoppedAt"]["nodesDrained"], details["stoppedAt"]["nodesTotal"]) == (1, 3)
     assert details["podsEvicted"] == 2 and details["nodes"] == [gone.first_node]
     # And the report names what it waited for: the api ReplicaSet, its replacements not Ready
-    [blocking] = details["blocking"]
+    blocking = details["blocking"][0]
     assert (blocking["reason"], blocking["name"].split("/")[0]) == ("ReplacementNotReady", "ReplicaSet")
     assert f"{blocking['name']} on {gone.first_node} (replacement not Ready)" in run.failure()["message"]
     # And no other node was drained: every round worked on the first batch; the other nodes' pods stayed
@@ -269,7 +269,7 @@ def test_capacity_vanishing_mid_drain_stops_it_before_another_node_and_loses_not
     assert sorted(details["rollback"]["uncordoned"]) == sorted(gone.cordoned_when_it_went)
     assert sorted(run.after["nodegroups"]) == ["general", "general-containerd"]
     assert run.after["version"] == "1.23"
-    # And the drain polled at its shortest computed wait (5 s): within the cap of one batch
+    # And the drain polled within the cap of one batch (overdue replacements: 5 s, lengthening)
     rounds = sum(1 for i in run.result.invocations if i.function == "DrainNodes")
     assert rounds <= drain_rounds_cap(60, evicting_rounds=1)
     # And nothing was lost: no budget violated, no unexpected deletion; the two evicted replicas, bound to
@@ -286,13 +286,6 @@ def test_capacity_vanishing_mid_drain_stops_it_before_another_node_and_loses_not
     assert gone.world.invariants() == {"podsLost": 0, "pdbViolations": 0, "unexpectedDeletions": 0}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="DrainTimedOut names the controller (ReplicaSet/api-..., 'replacement not Ready'), not the "
-    "Pending pods nor the scheduler's reason (Unschedulable: untolerated taint), and waits out the whole "
-    "deadline polling every 5 s although the pods are unschedulable (functions/upgrader/drain.py, "
-    "_owners_not_ready / ReplacementNotReady)",
-)
 def test_capacity_vanishing_mid_drain_is_reported_with_the_pending_pods_and_why():
     # Given the same run / Then the failure names each pod left Pending, and why it cannot be scheduled
     gone = run_with_capacity_gone_mid_drain(deadline=60)
@@ -300,7 +293,14 @@ def test_capacity_vanishing_mid_drain_is_reported_with_the_pending_pods_and_why(
     assert gone.pending_at_stop
     for pod in gone.pending_at_stop:
         assert pod["name"] in reported
-    assert "Unschedulable" in reported or "untolerated taint" in reported
+    assert "Unschedulable" in reported and "untolerated taint" in reported
+    pending = [b for b in failure_details(gone.run)["blocking"] if b["reason"] == "Pending"]
+    assert sorted(b["name"] for b in pending) == sorted(p["name"] for p in gone.pending_at_stop)
+    # And the overdue replacements were polled less and less often (5, 5, 10, 20 s...), not every 5 s
+    waits = [
+        o["nextWaitSeconds"] for o in lambda_outputs(gone.run) if o.get("status") == "WaitingForReplacements"
+    ]
+    assert waits[:3] == sorted(waits[:3]) and max(waits) > DRAIN_PACING_POLL_SECONDS, waits
 
 
 # -- 1.18: the longest drain, and its history --------------------------------------------------------------
@@ -399,14 +399,40 @@ def _model_maximum(field: str) -> int:
     return int(next(m.le for m in MigrationOptions.model_fields[field].metadata if hasattr(m, "le")))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="nodeTimeoutSeconds is accepted up to 86,400 s and a drain waiting on replacements polls every "
-    "5 s: one batch's loop alone can reach ~155,000 events, and Step Functions fails an execution at "
-    "25,000 (a quota, not a state error: no Catch, no RollbackDrain). Nothing caps an execution's rounds.",
-)
-def test_the_longest_drain_the_input_allows_stays_under_the_history_limit():
-    # Given the largest deadlines the execution input accepts / Then the bound stays under the limit
-    deadline = _model_maximum("node_timeout_seconds")
-    ready_timeout = _model_maximum("replacement_ready_timeout_seconds")
-    assert history_bound(deadline, ready_timeout) < HISTORY_LIMIT
+# However long the input's deadlines (nodeTimeoutSeconds up to 86,400 s: the caps above would allow
+# ~15,000 events for one batch, and they multiply with node groups and version steps), every looping step
+# first checks its execution's history (upgrader/gateways/execution_history.py): at the budget it raises
+# ExecutionHistoryBudgetExhausted, which the drain's Catch rolls back. After the check that stops it, an
+# execution adds at most one round's events plus the rollback and the failure's path (the tail below).
+STOP_TAIL = 60
+
+
+def test_the_longest_drain_the_input_allows_stops_at_the_history_budget_and_rolls_back():
+    # Given the longest deadline the input accepts, a budget that never allows a disruption, and the
+    # history budget lowered from 20,000 to 400 events (the same check, reached in seconds)
+    deadline, budget = _model_maximum("node_timeout_seconds"), 400
+    spec = scenario(
+        nodegroups=[{"name": "general", "desiredSize": 2}],
+        workloads=[deployment(4, pdb={"minAvailable": "100%"})],
+    )
+    with Simulation(spec, function_environment={"HISTORY_EVENT_BUDGET": str(budget)}) as sim:
+        run = sim.run_cluster(
+            *spec.clusters()[0], ACK_BLOCKING_PDB, migration={"nodeTimeoutSeconds": deadline}
+        )
+        still_cordoned = cordoned(sim, "general")
+    # Then the execution stops with the named error long before the deadline, and near its budget
+    assert (run.result.status, run.result.error) == ("FAILED", "ExecutionHistoryBudgetExhausted")
+    details = failure_details(run)
+    assert details["budget"] == budget and budget <= details["events"] < budget + EVENTS_PER_ROUND
+    assert budget <= len(run.result.history) <= budget + STOP_TAIL
+    assert run.result.virtual_duration_seconds < deadline
+    # And the drain was rolled back like any drain failure: nothing cordoned, nothing lost, twin kept
+    assert still_cordoned == [] and details["rollback"]["uncordoned"]
+    assert sorted(run.after["nodegroups"]) == ["general", "general-containerd"]
+    assert {k: run.invariants[k] for k in ("podsLost", "pdbViolations", "unexpectedDeletions")} == {
+        "podsLost": 0,
+        "pdbViolations": 0,
+        "unexpectedDeletions": 0,
+    }
+    # And the production budget leaves the same tail far from Step Functions' quota
+    assert Settings().history_event_budget + STOP_TAIL < HISTORY_LIMIT - 4_000

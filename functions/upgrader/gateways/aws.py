@@ -133,6 +133,10 @@ class AwsSessionFactory:
         """S3 in the orchestrator's own account and region (the Lambda's credentials): run reports."""
         return self._base.client("s3", config=self.config)  # type: ignore[no-any-return]
 
+    def central_stepfunctions(self) -> Any:
+        """Step Functions in the orchestrator's own account (the Lambda's credentials): the run's history."""
+        return self._base.client("stepfunctions", config=self.config)
+
     def target_role_arn(self, cluster: ClusterRef) -> str:
         if cluster.role_arn:
             return cluster.role_arn

@@ -84,6 +84,9 @@ class PodInfo:
     cpu_request_milli: int = 0
     memory_request_bytes: int = 0
     labels: Mapping[str, str] = field(default_factory=dict)
+    # The scheduler's word on a pod it cannot place (PodScheduled False, reason Unschedulable), e.g.
+    # "0/4 nodes are available: 1 node(s) had untolerated taint ..."; empty otherwise.
+    unschedulable: str = ""
 
     @property
     def key(self) -> str:
@@ -217,7 +220,19 @@ def pod_info(raw: Mapping[str, Any]) -> PodInfo:
         cpu_request_milli=cpu,
         memory_request_bytes=memory,
         labels=dict(meta.get("labels") or {}),
+        unschedulable=_unschedulable(status),
     )
+
+
+def _unschedulable(status: Mapping[str, Any]) -> str:
+    for condition in status.get("conditions") or []:
+        if (
+            condition.get("type") == "PodScheduled"
+            and condition.get("status") == "False"
+            and condition.get("reason") == "Unschedulable"
+        ):
+            return str(condition.get("message") or "Unschedulable")[:300]
+    return ""
 
 
 def eviction_outcome(status: int, body: str | None) -> Eviction:
