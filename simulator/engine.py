@@ -29,7 +29,9 @@ tests/integration/test_engine.py fails loudly if a patched attribute moves). Its
    SendTaskSuccess/SendTaskFailure; ``StepFunctionResponse.send_task_failure`` passes the ``cause``
    on (moto drops it).
 
-9. Redrive (simulator/redrive.py, its own patch points): ``RedriveExecution`` by journal and replay,
+9. ``StepFunctionResponse.get_execution_history``: pages as Step Functions does (``reverseOrder``,
+   ``maxResults``, ``nextToken``); moto returns the whole history to every request.
+10. Redrive (simulator/redrive.py, its own patch points): ``RedriveExecution`` by journal and replay,
    which moto's interpreter does not have.
 
 Everything else (JSONPath, Choice, Retry/Catch matching, error names from Lambda's ``errorType``,
@@ -64,7 +66,7 @@ import moto.stepfunctions.parser.backend.execution as moto_execution_module
 import moto.stepfunctions.parser.models as moto_parser_models
 from moto import mock_aws
 from moto.awslambda_simple.models import LambdaSimpleBackend
-from moto.core.responses import EmptyResult
+from moto.core.responses import ActionResult, EmptyResult
 from moto.stepfunctions.parser.api import DescribeExecutionOutput, HistoryEventType, TaskFailedEventDetails
 from moto.stepfunctions.parser.asl.component.common.error_name.failure_event import (
     FailureEvent,
@@ -517,6 +519,22 @@ def moto_patches(
         )
         return EmptyResult()
 
+    # 10. GetExecutionHistory pages ------------------------------------------------------------------
+    def get_execution_history(self: StepFunctionResponse) -> ActionResult:
+        """moto returns the whole history whatever the request; Step Functions honours ``reverseOrder``,
+        ``maxResults`` and ``nextToken``. The loops' history-size check asks for the newest event only,
+        which must stay one small page here too (a whole history per poll made runs quadratic)."""
+        history = self.stepfunction_backend.get_execution_history(self._get_param("executionArn"))
+        events = list(history["events"])
+        if self._get_param("reverseOrder"):
+            events.reverse()
+        start = int(self._get_param("nextToken") or 0)
+        size = int(self._get_param("maxResults") or 0) or len(events) or 1
+        page: dict[str, Any] = {"events": events[start : start + size]}
+        if start + size < len(events):
+            page["nextToken"] = str(start + size)
+        return ActionResult(page)
+
     replacements: list[tuple[Any, str, Any]] = [
         (LambdaSimpleBackend, "invoke", invoke),
         (WaitFunction, "_wait_interval", wait_interval),
@@ -540,6 +558,7 @@ def moto_patches(
         (CallbackEndpoint, "wait", endpoint_wait),
         (CallbackEndpoint, "notify", endpoint_notify),
         (StepFunctionResponse, "send_task_failure", send_task_failure),
+        (StepFunctionResponse, "get_execution_history", get_execution_history),
         # 9. Redrive
         *redrive.patches(redrive.Journal(), ends.restarted, clock.datetime),
     ]
@@ -589,6 +608,7 @@ PATCH_POINTS: tuple[tuple[Any, str], ...] = (
     (CallbackEndpoint, "wait"),
     (CallbackEndpoint, "notify"),
     (StepFunctionResponse, "send_task_failure"),
+    (StepFunctionResponse, "get_execution_history"),
     *redrive.PATCH_POINTS,
 )
 
