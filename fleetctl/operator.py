@@ -242,6 +242,18 @@ def _print_end(progress: FleetProgress, out: TextIO) -> None:
         print(f"report: s3://{progress.report['bucket']}/{progress.report['markdownKey']}", file=out)
 
 
+def _follow(deployment: Deployment, arn: str, args: argparse.Namespace) -> int:
+    """``follow`` with the command's --interval and --approval-timeout, on the console."""
+    return follow(
+        deployment,
+        arn,
+        interval=args.interval,
+        approval_timeout=args.approval_timeout,
+        out=CONSOLE.stdout,
+        err=CONSOLE.stderr,
+    )
+
+
 # --- commands ------------------------------------------------------------------------------------------
 def cmd_start(args: argparse.Namespace, mode: str | None = None) -> int:
     document = load_input(args.input, mode)  # before any AWS call
@@ -253,14 +265,7 @@ def cmd_start(args: argparse.Namespace, mode: str | None = None) -> int:
     say(f"{'execution' if started else 'following the ended execution'} {arn}", flush=True)
     if not args.wait:
         return EXIT_OK
-    code = follow(
-        deployment,
-        arn,
-        interval=args.interval,
-        approval_timeout=args.approval_timeout,
-        out=CONSOLE.stdout,
-        err=CONSOLE.stderr,
-    )
+    code = _follow(deployment, arn, args)
     if mode == "plan" and code in (EXIT_OK, EXIT_FAILED):
         print_plan(snapshot(deployment, arn, children=False), deployment)
     return code
@@ -406,16 +411,7 @@ def cmd_redrive(args: argparse.Namespace) -> int:
     except ClientError as error:
         raise OperatorError(f"fleet {described['name']} cannot be redriven: {error}") from error
     say(f"redriven {arn}", flush=True)
-    if not args.wait:
-        return EXIT_OK
-    return follow(
-        deployment,
-        arn,
-        interval=args.interval,
-        approval_timeout=args.approval_timeout,
-        out=CONSOLE.stdout,
-        err=CONSOLE.stderr,
-    )
+    return _follow(deployment, arn, args) if args.wait else EXIT_OK
 
 
 # --- the parser ----------------------------------------------------------------------------------------
