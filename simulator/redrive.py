@@ -90,10 +90,6 @@ class Journal:
         with self._lock:
             return self._replaying.get(execution_arn, {}).get(key)
 
-    def is_redrive(self, execution_arn: str) -> bool:
-        with self._lock:
-            return execution_arn in self._replaying
-
     def begin_redrive(self, execution_arn: str) -> None:
         with self._lock:
             self._replaying[execution_arn] = self._recording.pop(execution_arn, {})
